@@ -1,0 +1,19 @@
+/* recur.h - the public API of recur, a C library for recurrent neural
+ * networks. Include this one header; the sub-headers group it by subsystem:
+ *   recur/core.h         status codes, errors, allocation, threads, RNG
+ *   recur/safetensors.h  safetensors reader and writer
+ *   recur/rnn.h          RNN/LSTM/GRU stacks: forward, BPTT, streaming
+ *   recur/nn.h           embedding, linear layer, losses (cross-entropy, CTC)
+ *   recur/optim.h        optimizers, gradient clipping, learning-rate schedules
+ *   recur/data.h         vocabularies, UTF-8 text, batching of text streams */
+#ifndef RECUR_H
+#define RECUR_H
+
+#include "recur/core.h"
+#include "recur/safetensors.h"
+#include "recur/rnn.h"
+#include "recur/nn.h"
+#include "recur/optim.h"
+#include "recur/data.h"
+
+#endif

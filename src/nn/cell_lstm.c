@@ -1,0 +1,78 @@
+/* cell_lstm.c - the LSTM step (Hochreiter & Schmidhuber 1997, with PyTorch's
+ * gate order i, f, g, o and two bias vectors), forward and backward.
+ *   forward:  [i f g o] = [sig sig tanh sig](W_ih x + b_ih + W_hh h_{t-1} + b_hh)
+ *             c_t = f * c_{t-1} + i * g
+ *             h_t = o * tanh(c_t)
+ *   backward: given dh = dL/dh_t and dc = dL/dc_t from later steps,
+ *             dc  += dh * o * (1 - tanh(c_t)^2)
+ *             di = dc * g   df = dc * c_{t-1}   dg = dc * i   do = dh * tanh(c_t)
+ *             dpre = [di*i(1-i), df*f(1-f), dg*(1-g^2), do*o(1-o)]
+ *             dc_{t-1} = dc * f
+ * act saves [i f g o]; the states c_{t-1}, c_t are kept by rnn.c. */
+#include <math.h>
+#include <string.h>
+
+#include "cell.h"
+
+static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void lstm_forward(const cell_forward_args *a)
+{
+    const int H = a->H, GH = 4 * a->H;
+    for (int b = 0; b < a->B; b++) {
+        float *h = a->h + (size_t)b * H, *c = a->c + (size_t)b * H;
+        float *act = a->act + (size_t)b * GH;
+        if (a->active && !a->active[b]) {
+            memmove(h, a->h_prev + (size_t)b * H, sizeof(float) * H);
+            memmove(c, a->c_prev + (size_t)b * H, sizeof(float) * H);
+            memset(act, 0, sizeof(float) * GH);
+            continue;
+        }
+        const float *xg = a->xg + (size_t)b * GH, *hg = a->hg + (size_t)b * GH;
+        const float *cp = a->c_prev + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+            float i = sigmoid(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
+            float f = sigmoid(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
+            float g = tanhf(xg[2 * H + j] + a->b_ih[2 * H + j] + hg[2 * H + j] + a->b_hh[2 * H + j]);
+            float o = sigmoid(xg[3 * H + j] + a->b_ih[3 * H + j] + hg[3 * H + j] + a->b_hh[3 * H + j]);
+            float cn = f * cp[j] + i * g;
+            c[j] = cn;
+            h[j] = o * tanhf(cn);
+            act[j] = i;
+            act[H + j] = f;
+            act[2 * H + j] = g;
+            act[3 * H + j] = o;
+        }
+    }
+}
+
+static void lstm_backward(const cell_backward_args *a)
+{
+    const int H = a->H, GH = 4 * a->H;
+    for (int b = 0; b < a->B; b++) {
+        const float *dh = a->dh + (size_t)b * H;
+        float *dc = a->dc + (size_t)b * H, *dgx = a->dgx + (size_t)b * GH;
+        float *dhp = a->dh_prev + (size_t)b * H;
+        if (a->active && !a->active[b]) {
+            memset(dgx, 0, sizeof(float) * GH);
+            memcpy(dhp, dh, sizeof(float) * H);
+            continue; /* dc passes through unchanged */
+        }
+        const float *act = a->act + (size_t)b * GH;
+        const float *c = a->c + (size_t)b * H, *cp = a->c_prev + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+            float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
+            float tc = tanhf(c[j]);
+            float dcj = dc[j] + dh[j] * o * (1.0f - tc * tc);
+            float di = dcj * g, df = dcj * cp[j], dg = dcj * i, dout = dh[j] * tc;
+            dgx[j] = di * i * (1.0f - i);
+            dgx[H + j] = df * f * (1.0f - f);
+            dgx[2 * H + j] = dg * (1.0f - g * g);
+            dgx[3 * H + j] = dout * o * (1.0f - o);
+            dc[j] = dcj * f;
+            dhp[j] = 0.0f;
+        }
+    }
+}
+
+const cell_ops recur_cell_lstm = {4, true, false, false, lstm_forward, lstm_backward};

@@ -1,0 +1,56 @@
+/* cell_rnn.c - the vanilla RNN step, tanh or ReLU, forward and backward.
+ *   forward:  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+ *   backward: dpre = dh_t * act'(pre), act'(pre) = 1 - h_t^2 (tanh) or [h_t > 0] (relu)
+ *             dW_ih, dW_hh, dx, dh_{t-1} follow from dpre in rnn.c's products.
+ * G = 1; act saves h_t. */
+#include <math.h>
+#include <string.h>
+
+#include "cell.h"
+
+static void rnn_forward(const cell_forward_args *a, bool relu)
+{
+    const int H = a->H;
+    for (int b = 0; b < a->B; b++) {
+        float *h = a->h + (size_t)b * H, *act = a->act + (size_t)b * H;
+        if (a->active && !a->active[b]) {
+            memmove(h, a->h_prev + (size_t)b * H, sizeof(float) * H);
+            memset(act, 0, sizeof(float) * H);
+            continue;
+        }
+        const float *xg = a->xg + (size_t)b * H, *hg = a->hg + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+            float pre = xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j];
+            float v = relu ? (pre > 0.0f ? pre : 0.0f) : tanhf(pre);
+            h[j] = v;
+            act[j] = v;
+        }
+    }
+}
+
+static void rnn_backward(const cell_backward_args *a, bool relu)
+{
+    const int H = a->H;
+    for (int b = 0; b < a->B; b++) {
+        const float *dh = a->dh + (size_t)b * H;
+        float *dgx = a->dgx + (size_t)b * H, *dhp = a->dh_prev + (size_t)b * H;
+        if (a->active && !a->active[b]) {
+            memset(dgx, 0, sizeof(float) * H);
+            memcpy(dhp, dh, sizeof(float) * H);
+            continue;
+        }
+        const float *h = a->act + (size_t)b * H;
+        for (int j = 0; j < H; j++) {
+            dgx[j] = relu ? (h[j] > 0.0f ? dh[j] : 0.0f) : dh[j] * (1.0f - h[j] * h[j]);
+            dhp[j] = 0.0f;
+        }
+    }
+}
+
+static void tanh_forward(const cell_forward_args *a) { rnn_forward(a, false); }
+static void tanh_backward(const cell_backward_args *a) { rnn_backward(a, false); }
+static void relu_forward(const cell_forward_args *a) { rnn_forward(a, true); }
+static void relu_backward(const cell_backward_args *a) { rnn_backward(a, true); }
+
+const cell_ops recur_cell_rnn_tanh = {1, false, false, false, tanh_forward, tanh_backward};
+const cell_ops recur_cell_rnn_relu = {1, false, false, false, relu_forward, relu_backward};

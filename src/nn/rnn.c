@@ -1,0 +1,782 @@
+/* rnn.c - recurrent stacks: the ONE time loop shared by every cell kind,
+ * forward and backpropagation through time, stacking, bidirectional layers,
+ * dropout between layers, variable-length batches and streaming inference.
+ *
+ * Per layer and direction the forward pass is
+ *   xg = in_l W_ih^T                      one product over all T*B rows
+ *   for each step t (reversed for the backward direction):
+ *     hg = h W_hh^T                       one product per step
+ *     cell->forward(xg[t], hg, biases)    fused pointwise step (cell_*.c)
+ * and the backward pass runs the loop the other way, then forms the weight
+ * gradients as large products over all steps:
+ *   dW_ih += dgx^T in_l   dW_hh += dgh^T hprev   din_l (+)= dgx W_ih
+ * Variable lengths follow PyTorch's packed sequences: step t of sequence b is
+ * active iff t < lengths[b]; inactive steps carry the state, output zero and
+ * pass gradients straight through, so both directions start and end at each
+ * sequence's own last step without reordering the batch.
+ * Not here: cell math (cell_*.c), matrix products (tensor/gemm.c). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cell.h"
+#include "internal.h"
+#include "recur/rnn.h"
+#include "tensor/gemm.h"
+
+/* Activations one (layer, direction) keeps between forward and backward. */
+typedef struct direction_buffers {
+    float *xg;    /* [T, B, G*H] input projection; reused as dgx in backward */
+    float *act;   /* [T, B, G*H] gate activations */
+    float *hprev; /* [T, B, H] state entering step t */
+    float *cprev; /* [T, B, H] LSTM: cell state entering step t */
+    float *c;     /* [T, B, H] LSTM: cell state after step t */
+    float *aux;   /* [T, B, H] GRU: W_hn h + b_hn */
+    float *dgh;   /* [T, B, G*H] GRU: recurrent-side gate gradients */
+} direction_buffers;
+
+typedef struct layer_buffers {
+    float *in;    /* [T, B, in_l] layer input (after dropout for l > 0) */
+    float *y;     /* [T, B, D*H] layer output */
+    float *mask;  /* [T, B, D*H] dropout scale applied to y to form the next in, or NULL */
+    direction_buffers dir[2];
+} layer_buffers;
+
+struct recur_rnn {
+    recur_rnn_config config;
+    const cell_ops *cell;
+    int G, D;
+    size_t size;             /* floats in params/grads */
+    float *params, *grads;
+    bool owns_arrays;
+    int tensor_count;        /* 4 * L * D */
+    recur_param_view *views;
+
+    /* workspace sized for capacity_rows = T*B rows and capacity_B batch */
+    float *workspace;
+    size_t workspace_floats;
+    unsigned char *active;   /* [T, B] */
+    int *lengths;            /* [B] copy of the last forward's lengths */
+    size_t active_capacity;
+    int lengths_capacity;
+
+    /* the last forward pass */
+    layer_buffers *layers;   /* [L] */
+    float *hg, *h_run, *c_run; /* [B, G*H], [B, H], [B, H] */
+    float *dh_total, *dh_run;  /* [B, H] */
+    float *dy_buf, *din_buf; /* [T, B, D*H], [T, B, max(I, D*H)] */
+    int T, B;
+    bool batch_first, has_lengths, trained, has_dropout_masks;
+};
+
+static const cell_ops *cell_table(recur_cell cell)
+{
+    switch (cell) {
+    case RECUR_CELL_RNN_TANH: return &recur_cell_rnn_tanh;
+    case RECUR_CELL_RNN_RELU: return &recur_cell_rnn_relu;
+    case RECUR_CELL_LSTM: return &recur_cell_lstm;
+    case RECUR_CELL_GRU: return &recur_cell_gru;
+    }
+    return NULL;
+}
+
+const char *recur_cell_name(recur_cell cell)
+{
+    switch (cell) {
+    case RECUR_CELL_RNN_TANH: return "rnn_tanh";
+    case RECUR_CELL_RNN_RELU: return "rnn_relu";
+    case RECUR_CELL_LSTM: return "lstm";
+    case RECUR_CELL_GRU: return "gru";
+    }
+    return "unknown";
+}
+
+int recur_cell_parse(const char *name, recur_cell *out)
+{
+    static const struct { const char *name; recur_cell cell; } names[] = {
+        {"rnn_tanh", RECUR_CELL_RNN_TANH}, {"rnn", RECUR_CELL_RNN_TANH},
+        {"tanh", RECUR_CELL_RNN_TANH},     {"rnn_relu", RECUR_CELL_RNN_RELU},
+        {"relu", RECUR_CELL_RNN_RELU},     {"lstm", RECUR_CELL_LSTM},
+        {"gru", RECUR_CELL_GRU},
+    };
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i].name) == 0) {
+            *out = names[i].cell;
+            return RECUR_OK;
+        }
+    return recur__error(RECUR_E_INVALID,
+                        "unknown cell '%s' (expected rnn_tanh, rnn_relu, lstm or gru)",
+                        name ? name : "(null)");
+}
+
+int recur_cell_gates(recur_cell cell)
+{
+    const cell_ops *ops = cell_table(cell);
+    return ops ? ops->gates : 0;
+}
+
+recur_rnn_config recur_rnn_config_default(void)
+{
+    return (recur_rnn_config){RECUR_CELL_LSTM, 0, 0, 1, 0, 0.0f};
+}
+
+/* Large enough for any real model, small enough that G*H*(I+H)*L*D and every
+ * T*B*G*H product below stays far from size_t and int overflow. */
+#define MAX_SIZE 65536
+#define MAX_LAYERS 64
+
+int recur_rnn_config_check(const recur_rnn_config *c)
+{
+    if (!c)
+        return recur__error(RECUR_E_INVALID, "rnn config is NULL");
+    if (!cell_table(c->cell))
+        return recur__error(RECUR_E_INVALID, "rnn config: unknown cell kind %d", (int)c->cell);
+    if (c->input_size < 1 || c->input_size > MAX_SIZE)
+        return recur__error(RECUR_E_INVALID, "rnn config: input_size %d outside 1..%d",
+                            c->input_size, MAX_SIZE);
+    if (c->hidden_size < 1 || c->hidden_size > MAX_SIZE)
+        return recur__error(RECUR_E_INVALID, "rnn config: hidden_size %d outside 1..%d",
+                            c->hidden_size, MAX_SIZE);
+    if (c->num_layers < 1 || c->num_layers > MAX_LAYERS)
+        return recur__error(RECUR_E_INVALID, "rnn config: num_layers %d outside 1..%d",
+                            c->num_layers, MAX_LAYERS);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return recur__error(RECUR_E_INVALID, "rnn config: dropout %g outside [0, 1)",
+                            (double)c->dropout);
+    return RECUR_OK;
+}
+
+static int layer_input_size(const recur_rnn_config *c, int layer)
+{
+    return layer == 0 ? c->input_size : (c->bidirectional ? 2 : 1) * c->hidden_size;
+}
+
+size_t recur_rnn_param_size(const recur_rnn_config *c)
+{
+    if (recur_rnn_config_check(c) != RECUR_OK)
+        return 0;
+    size_t G = (size_t)recur_cell_gates(c->cell), H = (size_t)c->hidden_size;
+    size_t D = c->bidirectional ? 2 : 1, total = 0;
+    for (int l = 0; l < c->num_layers; l++)
+        total += D * (G * H * (size_t)layer_input_size(c, l) + G * H * H + 2 * G * H);
+    return total;
+}
+
+/* Views in PyTorch's state_dict order: per layer, per direction,
+ * weight_ih, weight_hh, bias_ih, bias_hh. */
+static void build_views(recur_rnn *rnn)
+{
+    const recur_rnn_config *c = &rnn->config;
+    size_t offset = 0;
+    int k = 0;
+    for (int l = 0; l < c->num_layers; l++) {
+        for (int d = 0; d < rnn->D; d++) {
+            const char *suffix = d ? "_reverse" : "";
+            int64_t GH = (int64_t)rnn->G * c->hidden_size;
+            int64_t cols[2] = {layer_input_size(c, l), c->hidden_size};
+            static const char *const weight[2] = {"weight_ih", "weight_hh"};
+            static const char *const bias[2] = {"bias_ih", "bias_hh"};
+            for (int w = 0; w < 2; w++) {
+                recur_param_view *v = &rnn->views[k++];
+                snprintf(v->name, sizeof v->name, "%s_l%d%s", weight[w], l, suffix);
+                v->ndim = 2;
+                v->shape[0] = GH;
+                v->shape[1] = cols[w];
+                v->offset = offset;
+                v->numel = (size_t)(GH * cols[w]);
+                offset += v->numel;
+            }
+            for (int w = 0; w < 2; w++) {
+                recur_param_view *v = &rnn->views[k++];
+                snprintf(v->name, sizeof v->name, "%s_l%d%s", bias[w], l, suffix);
+                v->ndim = 1;
+                v->shape[0] = GH;
+                v->shape[1] = 0;
+                v->offset = offset;
+                v->numel = (size_t)GH;
+                offset += v->numel;
+            }
+        }
+    }
+}
+
+int recur_rnn_create(const recur_rnn_config *config, float *params, float *grads,
+                     recur_rnn **out)
+{
+    if (!out)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_create: out is NULL");
+    *out = NULL;
+    int status = recur_rnn_config_check(config);
+    if (status)
+        return status;
+    if ((params == NULL) != (grads == NULL))
+        return recur__error(RECUR_E_INVALID,
+                            "recur_rnn_create: params and grads must both be given or both NULL");
+    recur_rnn *rnn = recur__calloc(1, sizeof *rnn);
+    if (!rnn)
+        return recur__error(RECUR_E_NOMEM, "out of memory creating rnn");
+    rnn->config = *config;
+    rnn->cell = cell_table(config->cell);
+    rnn->G = rnn->cell->gates;
+    rnn->D = config->bidirectional ? 2 : 1;
+    rnn->config.bidirectional = rnn->D == 2;
+    rnn->size = recur_rnn_param_size(config);
+    rnn->tensor_count = 4 * config->num_layers * rnn->D;
+    rnn->views = recur__calloc((size_t)rnn->tensor_count, sizeof *rnn->views);
+    rnn->layers = recur__calloc((size_t)config->num_layers, sizeof *rnn->layers);
+    if (params) {
+        rnn->params = params;
+        rnn->grads = grads;
+    } else {
+        rnn->owns_arrays = true;
+        rnn->params = recur__calloc(rnn->size, sizeof(float));
+        rnn->grads = recur__calloc(rnn->size, sizeof(float));
+    }
+    if (!rnn->views || !rnn->layers || !rnn->params || !rnn->grads) {
+        recur_rnn_free(rnn);
+        return recur__error(RECUR_E_NOMEM, "out of memory creating rnn (%zu parameters)",
+                            rnn->size);
+    }
+    build_views(rnn);
+    *out = rnn;
+    return RECUR_OK;
+}
+
+void recur_rnn_free(recur_rnn *rnn)
+{
+    if (!rnn)
+        return;
+    if (rnn->owns_arrays) {
+        recur__free(rnn->params);
+        recur__free(rnn->grads);
+    }
+    recur__free(rnn->views);
+    recur__free(rnn->layers);
+    recur__free(rnn->workspace);
+    recur__free(rnn->active);
+    recur__free(rnn->lengths);
+    recur__free(rnn);
+}
+
+const recur_rnn_config *recur_rnn_get_config(const recur_rnn *rnn) { return &rnn->config; }
+float *recur_rnn_params(recur_rnn *rnn) { return rnn->params; }
+float *recur_rnn_grads(recur_rnn *rnn) { return rnn->grads; }
+size_t recur_rnn_size(const recur_rnn *rnn) { return rnn->size; }
+
+void recur_rnn_zero_grad(recur_rnn *rnn)
+{
+    memset(rnn->grads, 0, rnn->size * sizeof(float));
+}
+
+void recur_rnn_init(recur_rnn *rnn, recur_rng *rng)
+{
+    float k = 1.0f / sqrtf((float)rnn->config.hidden_size);
+    for (size_t i = 0; i < rnn->size; i++)
+        rnn->params[i] = (2.0f * recur_rng_uniform(rng) - 1.0f) * k;
+}
+
+int recur_rnn_tensor_count(const recur_rnn *rnn) { return rnn->tensor_count; }
+
+const recur_param_view *recur_rnn_tensor_at(const recur_rnn *rnn, int index)
+{
+    if (index < 0 || index >= rnn->tensor_count)
+        return NULL;
+    return &rnn->views[index];
+}
+
+const recur_param_view *recur_rnn_tensor_find(const recur_rnn *rnn, const char *name)
+{
+    for (int i = 0; i < rnn->tensor_count; i++)
+        if (strcmp(rnn->views[i].name, name) == 0)
+            return &rnn->views[i];
+    return NULL;
+}
+
+/* The four tensors of (layer, direction). */
+typedef struct direction_params {
+    const float *w_ih, *w_hh, *b_ih, *b_hh;
+    float *dw_ih, *dw_hh, *db_ih, *db_hh;
+} direction_params;
+
+static direction_params params_of(const recur_rnn *rnn, int layer, int dir)
+{
+    const recur_param_view *v = &rnn->views[4 * (layer * rnn->D + dir)];
+    return (direction_params){
+        rnn->params + v[0].offset, rnn->params + v[1].offset, rnn->params + v[2].offset,
+        rnn->params + v[3].offset, rnn->grads + v[0].offset,  rnn->grads + v[1].offset,
+        rnn->grads + v[2].offset,  rnn->grads + v[3].offset,
+    };
+}
+
+/* ---- workspace ------------------------------------------------------------
+ * One allocation holds every buffer of a forward/backward pass for (T, B).
+ * carve() hands out consecutive pieces; a first pass with base NULL counts. */
+typedef struct carver {
+    float *base;
+    size_t used;
+} carver;
+
+static float *carve(carver *cv, size_t floats)
+{
+    float *p = cv->base ? cv->base + cv->used : NULL;
+    /* keep every buffer 64-byte aligned for the vector kernels */
+    cv->used += (floats + 15) & ~(size_t)15;
+    return p;
+}
+
+static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B)
+{
+    const recur_rnn_config *c = &rnn->config;
+    size_t rows = (size_t)T * B, H = (size_t)c->hidden_size, GH = (size_t)rnn->G * H;
+    size_t DH = (size_t)rnn->D * H;
+    size_t max_in = (size_t)c->input_size > DH ? (size_t)c->input_size : DH;
+    for (int l = 0; l < c->num_layers; l++) {
+        layer_buffers *lb = &rnn->layers[l];
+        bool dropped = l > 0 && c->dropout > 0.0f;
+        lb->in = (l == 0 || dropped) ? carve(cv, rows * (size_t)layer_input_size(c, l)) : NULL;
+        lb->y = carve(cv, rows * DH);
+        lb->mask = (l + 1 < c->num_layers && c->dropout > 0.0f) ? carve(cv, rows * DH) : NULL;
+        for (int d = 0; d < rnn->D; d++) {
+            direction_buffers *db = &lb->dir[d];
+            db->xg = carve(cv, rows * GH);
+            db->act = carve(cv, rows * GH);
+            db->hprev = carve(cv, rows * H);
+            db->cprev = rnn->cell->has_c ? carve(cv, rows * H) : NULL;
+            db->c = rnn->cell->has_c ? carve(cv, rows * H) : NULL;
+            db->aux = rnn->cell->has_aux ? carve(cv, rows * H) : NULL;
+            db->dgh = rnn->cell->split_dgh ? carve(cv, rows * GH) : NULL;
+        }
+    }
+    /* A layer without dropout reads the previous layer's output directly. */
+    for (int l = 1; l < c->num_layers; l++)
+        if (!rnn->layers[l].in)
+            rnn->layers[l].in = rnn->layers[l - 1].y;
+    rnn->hg = carve(cv, (size_t)B * GH);
+    rnn->h_run = carve(cv, (size_t)B * H);
+    rnn->c_run = carve(cv, (size_t)B * H);
+    rnn->dh_total = carve(cv, (size_t)B * H);
+    rnn->dh_run = carve(cv, (size_t)B * H);
+    rnn->dy_buf = carve(cv, rows * DH);
+    rnn->din_buf = carve(cv, rows * max_in);
+}
+
+int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
+{
+    if (T < 1 || B < 1)
+        return recur__error(RECUR_E_INVALID, "rnn: T (%d) and B (%d) must be positive", T, B);
+    /* rows * G * H * (I or D*H) must stay addressable; checked in size_t. */
+    size_t rows;
+    if (!recur__mul_size((size_t)T, (size_t)B, &rows) || rows > ((size_t)1 << 31))
+        return recur__error(RECUR_E_INVALID, "rnn: T*B = %d*%d is too large", T, B);
+    carver count = {NULL, 0};
+    layout_workspace(rnn, &count, T, B);
+    size_t cells = rows;
+    if (count.used > rnn->workspace_floats) {
+        size_t bytes;
+        if (!recur__mul_size(count.used, sizeof(float), &bytes))
+            return recur__error(RECUR_E_NOMEM, "rnn workspace size overflows");
+        float *ws = recur__malloc(bytes + 64);
+        if (!ws)
+            return recur__error(RECUR_E_NOMEM, "out of memory: rnn workspace of %zu MB for T=%d B=%d",
+                                bytes >> 20, T, B);
+        recur__free(rnn->workspace);
+        rnn->workspace = ws;
+        rnn->workspace_floats = count.used;
+    }
+    if (cells > rnn->active_capacity) {
+        unsigned char *a = recur__malloc(cells);
+        if (!a)
+            return recur__error(RECUR_E_NOMEM, "out of memory: rnn mask");
+        recur__free(rnn->active);
+        rnn->active = a;
+        rnn->active_capacity = cells;
+    }
+    if (B > rnn->lengths_capacity) {
+        int *len = recur__calloc((size_t)B, sizeof(int));
+        if (!len)
+            return recur__error(RECUR_E_NOMEM, "out of memory: rnn lengths");
+        recur__free(rnn->lengths);
+        rnn->lengths = len;
+        rnn->lengths_capacity = B;
+    }
+    return RECUR_OK;
+}
+
+/* Copies [T, B, n] <-> [B, T, n] (or straight when same layout). */
+static void copy_layout(float *dst, const float *src, int T, int B, size_t n, bool transpose)
+{
+    if (!transpose) {
+        memcpy(dst, src, (size_t)T * B * n * sizeof(float));
+        return;
+    }
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++)
+            memcpy(dst + ((size_t)t * B + b) * n, src + ((size_t)b * T + t) * n, n * sizeof(float));
+}
+
+static void copy_to_user(float *dst, const float *src, int T, int B, size_t n, bool batch_first)
+{
+    if (!batch_first) {
+        memcpy(dst, src, (size_t)T * B * n * sizeof(float));
+        return;
+    }
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++)
+            memcpy(dst + ((size_t)b * T + t) * n, src + ((size_t)t * B + b) * n, n * sizeof(float));
+}
+
+static void add_bias_free(float *dst, const float *src, size_t n)
+{
+    if (src)
+        memcpy(dst, src, n * sizeof(float));
+    else
+        memset(dst, 0, n * sizeof(float));
+}
+
+/* Forward of one (layer, direction) over all steps: the one time loop. */
+static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const float *h0,
+                              const float *c0, float *hn, float *cn)
+{
+    const recur_rnn_config *c = &rnn->config;
+    const int H = c->hidden_size, GH = rnn->G * H, DH = rnn->D * H;
+    const int in_size = layer_input_size(c, l);
+    layer_buffers *lb = &rnn->layers[l];
+    direction_buffers *db = &lb->dir[d];
+    direction_params p = params_of(rnn, l, d);
+    const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
+
+    /* xg = in W_ih^T for every step at once: [T*B, in] x [in, G*H] */
+    recur_gemm(false, true, T * B, GH, in_size, 1.0f, lb->in, in_size, p.w_ih, in_size, 0.0f,
+               db->xg, GH);
+    add_bias_free(rnn->h_run, h0, BH);
+    if (rnn->cell->has_c)
+        add_bias_free(rnn->c_run, c0, BH);
+
+    for (int s = 0; s < T; s++) {
+        const int t = d ? T - 1 - s : s;
+        float *hprev = db->hprev + t * BH;
+        memcpy(hprev, rnn->h_run, BH * sizeof(float));
+        if (rnn->cell->has_c)
+            memcpy(db->cprev + t * BH, rnn->c_run, BH * sizeof(float));
+        /* hg = h_{t-1} W_hh^T: [B, H] x [H, G*H] */
+        recur_gemm(false, true, B, GH, H, 1.0f, hprev, H, p.w_hh, H, 0.0f, rnn->hg, GH);
+        const unsigned char *active = rnn->has_lengths ? rnn->active + (size_t)t * B : NULL;
+        cell_forward_args a = {
+            .B = B, .H = H, .xg = db->xg + t * BGH, .hg = rnn->hg, .b_ih = p.b_ih,
+            .b_hh = p.b_hh, .h_prev = hprev,
+            .c_prev = rnn->cell->has_c ? db->cprev + t * BH : NULL, .h = rnn->h_run,
+            .c = rnn->cell->has_c ? rnn->c_run : NULL, .act = db->act + t * BGH,
+            .aux = db->aux ? db->aux + t * BH : NULL, .active = active,
+        };
+        rnn->cell->forward(&a);
+        if (rnn->cell->has_c)
+            memcpy(db->c + t * BH, rnn->c_run, BH * sizeof(float));
+        /* y[t, b, d*H : (d+1)*H] = h_t, zero past the sequence's end */
+        float *y = lb->y + (size_t)t * B * DH + (size_t)d * H;
+        for (int b = 0; b < B; b++) {
+            if (active && !active[b])
+                memset(y + (size_t)b * DH, 0, H * sizeof(float));
+            else
+                memcpy(y + (size_t)b * DH, rnn->h_run + (size_t)b * H, H * sizeof(float));
+        }
+    }
+    if (hn)
+        memcpy(hn, rnn->h_run, BH * sizeof(float));
+    if (cn && rnn->cell->has_c)
+        memcpy(cn, rnn->c_run, BH * sizeof(float));
+}
+
+int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in,
+                      const recur_rnn_output *out, recur_rng *rng)
+{
+    if (!rnn || !in || !out)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_forward: NULL argument");
+    rnn->trained = false;
+    const recur_rnn_config *c = &rnn->config;
+    const int T = in->T, B = in->B, L = c->num_layers, D = rnn->D, H = c->hidden_size;
+    if (!in->x)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_forward: x is NULL");
+    int status = recur_rnn_reserve(rnn, T, B);
+    if (status)
+        return status;
+    if (in->lengths) {
+        for (int b = 0; b < B; b++)
+            if (in->lengths[b] < 1 || in->lengths[b] > T)
+                return recur__error(RECUR_E_INVALID,
+                                    "rnn: lengths[%d] = %d outside 1..T (T = %d)", b,
+                                    in->lengths[b], T);
+    }
+    bool dropout = mode == RECUR_MODE_TRAIN && c->dropout > 0.0f && L > 1;
+    if (dropout && !rng)
+        return recur__error(RECUR_E_INVALID, "rnn: dropout %g in training needs an rng",
+                            (double)c->dropout);
+
+    carver cv = {rnn->workspace, 0};
+    layout_workspace(rnn, &cv, T, B);
+    rnn->T = T;
+    rnn->B = B;
+    rnn->batch_first = in->batch_first != 0;
+    rnn->has_lengths = in->lengths != NULL;
+    if (in->lengths) {
+        memcpy(rnn->lengths, in->lengths, (size_t)B * sizeof(int));
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < B; b++)
+                rnn->active[(size_t)t * B + b] = t < in->lengths[b];
+    }
+
+    copy_layout(rnn->layers[0].in, in->x, T, B, (size_t)c->input_size, rnn->batch_first);
+    const size_t BH = (size_t)B * H, rows = (size_t)T * B, DH = (size_t)D * H;
+    for (int l = 0; l < L; l++) {
+        layer_buffers *lb = &rnn->layers[l];
+        for (int d = 0; d < D; d++) {
+            size_t k = (size_t)l * D + d;
+            direction_forward(rnn, l, d, T, B, in->h0 ? in->h0 + k * BH : NULL,
+                              in->c0 ? in->c0 + k * BH : NULL, out->hn ? out->hn + k * BH : NULL,
+                              out->cn ? out->cn + k * BH : NULL);
+        }
+        if (l + 1 < L && c->dropout > 0.0f) {
+            /* in_{l+1} = y_l * mask, mask = 0 with probability p, else 1/(1-p);
+             * in inference the next layer reads y_l unchanged. */
+            float *next = rnn->layers[l + 1].in;
+            if (dropout) {
+                float keep = 1.0f / (1.0f - c->dropout);
+                for (size_t i = 0; i < rows * DH; i++) {
+                    lb->mask[i] = recur_rng_uniform(rng) < c->dropout ? 0.0f : keep;
+                    next[i] = lb->y[i] * lb->mask[i];
+                }
+            } else {
+                memcpy(next, lb->y, rows * DH * sizeof(float));
+            }
+        }
+    }
+    if (out->y)
+        copy_to_user(out->y, rnn->layers[L - 1].y, T, B, DH, rnn->batch_first);
+    rnn->trained = mode == RECUR_MODE_TRAIN;
+    rnn->has_dropout_masks = dropout;
+    return RECUR_OK;
+}
+
+/* Backward of one (layer, direction): the time loop run the other way, then
+ * the weight gradients as products over all steps. dy is [T, B, D*H] (this
+ * direction's columns at d*H), din [T, B, in] receives (d == 0) or gains
+ * (d == 1) the gradient of the layer input. */
+static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const float *dy,
+                               const float *dhn, const float *dcn, float *din, float *dh0,
+                               float *dc0)
+{
+    const recur_rnn_config *c = &rnn->config;
+    const int H = c->hidden_size, GH = rnn->G * H, DH = rnn->D * H;
+    const int in_size = layer_input_size(c, l);
+    layer_buffers *lb = &rnn->layers[l];
+    direction_buffers *db = &lb->dir[d];
+    direction_params p = params_of(rnn, l, d);
+    const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
+    float *dgx = db->xg; /* the input projection is dead after forward: reuse it */
+    float *dgh = db->dgh ? db->dgh : dgx;
+
+    add_bias_free(rnn->dh_run, dhn, BH);
+    if (rnn->cell->has_c)
+        add_bias_free(rnn->c_run, dcn, BH); /* c_run holds dL/dc during backward */
+
+    for (int s = T - 1; s >= 0; s--) {
+        const int t = d ? T - 1 - s : s;
+        const unsigned char *active = rnn->has_lengths ? rnn->active + (size_t)t * B : NULL;
+        /* dh_total = dL/dh_t: the carried gradient plus this step's output
+         * gradient (outputs past a sequence's end are constant zeros). */
+        const float *dyt = dy + (size_t)t * B * DH + (size_t)d * H;
+        for (int b = 0; b < B; b++) {
+            float *dst = rnn->dh_total + (size_t)b * H;
+            const float *carried = rnn->dh_run + (size_t)b * H, *g = dyt + (size_t)b * DH;
+            if (active && !active[b])
+                memcpy(dst, carried, H * sizeof(float));
+            else
+                for (int j = 0; j < H; j++)
+                    dst[j] = carried[j] + g[j];
+        }
+        cell_backward_args a = {
+            .B = B, .H = H, .act = db->act + t * BGH, .aux = db->aux ? db->aux + t * BH : NULL,
+            .h_prev = db->hprev + t * BH,
+            .c_prev = rnn->cell->has_c ? db->cprev + t * BH : NULL,
+            .c = rnn->cell->has_c ? db->c + t * BH : NULL, .dh = rnn->dh_total,
+            .dc = rnn->cell->has_c ? rnn->c_run : NULL, .dgx = dgx + t * BGH,
+            .dgh = dgh + t * BGH, .dh_prev = rnn->dh_run, .active = active,
+        };
+        rnn->cell->backward(&a);
+        /* dh_{t-1} += dgh_t W_hh: [B, G*H] x [G*H, H] */
+        recur_gemm(false, false, B, H, GH, 1.0f, dgh + t * BGH, GH, p.w_hh, H, 1.0f, rnn->dh_run,
+                   H);
+    }
+    if (dh0)
+        memcpy(dh0, rnn->dh_run, BH * sizeof(float));
+    if (dc0 && rnn->cell->has_c)
+        memcpy(dc0, rnn->c_run, BH * sizeof(float));
+
+    const int rows = T * B;
+    /* dW_ih += dgx^T in: [G*H, T*B] x [T*B, in];  dW_hh += dgh^T hprev */
+    recur_gemm(true, false, GH, in_size, rows, 1.0f, dgx, GH, lb->in, in_size, 1.0f, p.dw_ih,
+               in_size);
+    recur_gemm(true, false, GH, H, rows, 1.0f, dgh, GH, db->hprev, H, 1.0f, p.dw_hh, H);
+    for (int r = 0; r < rows; r++) {
+        const float *gx = dgx + (size_t)r * GH, *gh = dgh + (size_t)r * GH;
+        for (int j = 0; j < GH; j++) {
+            p.db_ih[j] += gx[j];
+            p.db_hh[j] += gh[j];
+        }
+    }
+    /* din (+)= dgx W_ih: [T*B, G*H] x [G*H, in] */
+    recur_gemm(false, false, rows, in_size, GH, 1.0f, dgx, GH, p.w_ih, in_size, d ? 1.0f : 0.0f,
+               din, in_size);
+}
+
+int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
+                       const recur_rnn_grad_out *grad_out)
+{
+    if (!rnn || !grad_in || !grad_out)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_backward: NULL argument");
+    if (!rnn->trained)
+        return recur__error(RECUR_E_STATE,
+                            "recur_rnn_backward: no RECUR_MODE_TRAIN forward pass to differentiate");
+    const recur_rnn_config *c = &rnn->config;
+    const int T = rnn->T, B = rnn->B, L = c->num_layers, D = rnn->D, H = c->hidden_size;
+    const size_t rows = (size_t)T * B, DH = (size_t)D * H, BH = (size_t)B * H;
+
+    /* dy_buf = dL/dy of the top layer, time-major */
+    if (grad_in->dy)
+        copy_layout(rnn->dy_buf, grad_in->dy, T, B, DH, rnn->batch_first);
+    else
+        memset(rnn->dy_buf, 0, rows * DH * sizeof(float));
+
+    for (int l = L - 1; l >= 0; l--) {
+        for (int d = 0; d < D; d++) {
+            size_t k = (size_t)l * D + d;
+            direction_backward(rnn, l, d, T, B, rnn->dy_buf,
+                               grad_in->dhn ? grad_in->dhn + k * BH : NULL,
+                               grad_in->dcn ? grad_in->dcn + k * BH : NULL, rnn->din_buf,
+                               grad_out->dh0 ? grad_out->dh0 + k * BH : NULL,
+                               grad_out->dc0 ? grad_out->dc0 + k * BH : NULL);
+        }
+        if (l > 0) {
+            /* the layer below's output gradient, through the dropout mask */
+            const float *mask = rnn->has_dropout_masks ? rnn->layers[l - 1].mask : NULL;
+            for (size_t i = 0; i < rows * DH; i++)
+                rnn->dy_buf[i] = mask ? rnn->din_buf[i] * mask[i] : rnn->din_buf[i];
+        }
+    }
+    if (grad_out->dx)
+        copy_to_user(grad_out->dx, rnn->din_buf, T, B, (size_t)c->input_size, rnn->batch_first);
+    return RECUR_OK;
+}
+
+/* ---- streaming ------------------------------------------------------------
+ * One step through every layer with carried state. The same cell kernels as
+ * the full forward (with T = 1), so the results are equal; every buffer is
+ * allocated at creation. */
+struct recur_rnn_stream {
+    const recur_rnn *rnn;
+    int B;
+    float *h, *c;      /* [L, B, H] */
+    float *xg, *hg;    /* [B, G*H] */
+    float *act;        /* [B, G*H] */
+    float *aux;        /* [B, H] */
+    float *x_next;     /* [B, H] the layer output fed upward */
+};
+
+int recur_rnn_stream_create(const recur_rnn *rnn, int B, recur_rnn_stream **out)
+{
+    if (!out)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_create: out is NULL");
+    *out = NULL;
+    if (!rnn)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_create: rnn is NULL");
+    if (rnn->D != 1)
+        return recur__error(RECUR_E_UNSUPPORTED,
+                            "streaming needs a unidirectional stack (the reverse direction "
+                            "would need the whole future)");
+    if (B < 1 || B > MAX_SIZE)
+        return recur__error(RECUR_E_INVALID, "streaming batch %d outside 1..%d", B, MAX_SIZE);
+    const size_t L = (size_t)rnn->config.num_layers, H = (size_t)rnn->config.hidden_size;
+    const size_t GH = (size_t)rnn->G * H;
+    recur_rnn_stream *s = recur__calloc(1, sizeof *s);
+    if (!s)
+        return recur__error(RECUR_E_NOMEM, "out of memory creating stream");
+    s->rnn = rnn;
+    s->B = B;
+    s->h = recur__calloc(L * B * H, sizeof(float));
+    s->c = recur__calloc(L * B * H, sizeof(float));
+    s->xg = recur__calloc((size_t)B * GH, sizeof(float));
+    s->hg = recur__calloc((size_t)B * GH, sizeof(float));
+    s->act = recur__calloc((size_t)B * GH, sizeof(float));
+    s->aux = recur__calloc((size_t)B * H, sizeof(float));
+    s->x_next = recur__calloc((size_t)B * H, sizeof(float));
+    if (!s->h || !s->c || !s->xg || !s->hg || !s->act || !s->aux || !s->x_next) {
+        recur_rnn_stream_free(s);
+        return recur__error(RECUR_E_NOMEM, "out of memory creating stream");
+    }
+    *out = s;
+    return RECUR_OK;
+}
+
+void recur_rnn_stream_free(recur_rnn_stream *s)
+{
+    if (!s)
+        return;
+    recur__free(s->h);
+    recur__free(s->c);
+    recur__free(s->xg);
+    recur__free(s->hg);
+    recur__free(s->act);
+    recur__free(s->aux);
+    recur__free(s->x_next);
+    recur__free(s);
+}
+
+int recur_rnn_stream_reset(recur_rnn_stream *s, const float *h0, const float *c0)
+{
+    if (!s)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_reset: stream is NULL");
+    size_t n = (size_t)s->rnn->config.num_layers * s->B * s->rnn->config.hidden_size;
+    add_bias_free(s->h, h0, n);
+    add_bias_free(s->c, c0, n);
+    return RECUR_OK;
+}
+
+int recur_rnn_stream_step(recur_rnn_stream *s, const float *x, float *y)
+{
+    if (!s || !x)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_step: NULL argument");
+    const recur_rnn *rnn = s->rnn;
+    const recur_rnn_config *c = &rnn->config;
+    const int B = s->B, H = c->hidden_size, GH = rnn->G * H;
+    const size_t BH = (size_t)B * H;
+    const float *in = x;
+    for (int l = 0; l < c->num_layers; l++) {
+        const int in_size = layer_input_size(c, l);
+        direction_params p = params_of(rnn, l, 0);
+        float *h = s->h + l * BH, *cs = s->c + l * BH;
+        recur_gemm(false, true, B, GH, in_size, 1.0f, in, in_size, p.w_ih, in_size, 0.0f, s->xg,
+                   GH);
+        recur_gemm(false, true, B, GH, H, 1.0f, h, H, p.w_hh, H, 0.0f, s->hg, GH);
+        cell_forward_args a = {
+            .B = B, .H = H, .xg = s->xg, .hg = s->hg, .b_ih = p.b_ih, .b_hh = p.b_hh,
+            .h_prev = h, .c_prev = cs, .h = h, .c = cs, .act = s->act, .aux = s->aux,
+            .active = NULL,
+        };
+        rnn->cell->forward(&a);
+        in = h;
+    }
+    if (y)
+        memcpy(y, in, BH * sizeof(float));
+    return RECUR_OK;
+}
+
+int recur_rnn_stream_state(const recur_rnn_stream *s, float *h, float *c)
+{
+    if (!s)
+        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_state: stream is NULL");
+    size_t n = (size_t)s->rnn->config.num_layers * s->B * s->rnn->config.hidden_size;
+    if (h)
+        memcpy(h, s->h, n * sizeof(float));
+    if (c)
+        memcpy(c, s->c, n * sizeof(float));
+    return RECUR_OK;
+}
