@@ -3,7 +3,9 @@
  *   recur/core.h         status codes, errors, allocation, threads, RNG
  *   recur/safetensors.h  safetensors reader and writer
  *   recur/rnn.h          RNN/LSTM/GRU stacks: forward, BPTT, streaming
- *   recur/nn.h           embedding, linear layer, losses (cross-entropy, CTC)
+ *   recur/nn.h           embedding, linear layer, softmax cross-entropy
+ *   recur/lm.h           a token language model (embedding, stack, head) and sampling
+ *   recur/ctc.h          connectionist temporal classification loss and decoding
  *   recur/optim.h        optimizers, gradient clipping, learning-rate schedules
  *   recur/data.h         vocabularies, UTF-8 text, batching of text streams */
 #ifndef RECUR_H
@@ -13,7 +15,10 @@
 #include "recur/safetensors.h"
 #include "recur/rnn.h"
 #include "recur/nn.h"
+#include "recur/lm.h"
+#include "recur/ctc.h"
 #include "recur/optim.h"
 #include "recur/data.h"
+#include "recur/checkpoint.h"
 
 #endif

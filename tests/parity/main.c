@@ -24,6 +24,55 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void run_one(const char *folder, const char *name, int *passed, int *failed, int *skipped)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", folder, name);
+    recur_st *st = NULL;
+    int status = recur_st_open(path, &st);
+    if (status != RECUR_OK) {
+        printf("FAIL  %-48s cannot read: %s\n", name, recur_last_error());
+        (*failed)++;
+        return;
+    }
+    const char *kind = recur_st_metadata(st, "kind");
+    const parity_kind *k = NULL;
+    for (size_t j = 0; kind && j < sizeof kinds / sizeof kinds[0]; j++)
+        if (strcmp(kinds[j].kind, kind) == 0)
+            k = &kinds[j];
+    if (!k) {
+        printf("SKIP  %-48s unknown kind '%s'\n", name, kind ? kind : "(none)");
+        (*skipped)++;
+        recur_st_free(st);
+        return;
+    }
+    parity_result r = {0};
+    r.tol = 1e-5;
+    int outcome = k->run(st, &r);
+    switch (outcome) {
+    case PARITY_PASS:
+    case PARITY_FAIL:
+        if (outcome == PARITY_PASS && r.failed == 0 && r.worst_name[0]) {
+            printf("ok    %-48s %-6s worst %.2e (%s), tol %.0e\n", name, kind, r.worst,
+                   r.worst_name, r.tol);
+            (*passed)++;
+        } else {
+            printf("FAIL  %-48s %-6s worst %.2e (%s), tol %.0e, %d tensors over\n", name, kind,
+                   r.worst, r.worst_name, r.tol, r.failed);
+            (*failed)++;
+        }
+        break;
+    case PARITY_SKIP:
+        printf("SKIP  %-48s %-6s %s\n", name, kind, r.message);
+        (*skipped)++;
+        break;
+    default:
+        printf("FAIL  %-48s %-6s error: %s\n", name, kind, r.message);
+        (*failed)++;
+    }
+    recur_st_free(st);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -42,7 +91,8 @@ int main(int argc, char **argv)
         size_t len = strlen(e->d_name);
         if (len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0) {
             names = realloc(names, (count + 1) * sizeof *names);
-            names[count++] = strdup(e->d_name);
+            names[count] = malloc(len + 1);
+            memcpy(names[count++], e->d_name, len + 1);
         }
     }
     closedir(dir);
@@ -50,51 +100,7 @@ int main(int argc, char **argv)
 
     int passed = 0, failed = 0, skipped = 0;
     for (size_t i = 0; i < count; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", argv[1], names[i]);
-        recur_st *st = NULL;
-        int status = recur_st_open(path, &st);
-        if (status != RECUR_OK) {
-            printf("FAIL  %-48s cannot read: %s\n", names[i], recur_last_error());
-            failed++;
-            continue;
-        }
-        const char *kind = recur_st_metadata(st, "kind");
-        const parity_kind *k = NULL;
-        for (size_t j = 0; kind && j < sizeof kinds / sizeof kinds[0]; j++)
-            if (strcmp(kinds[j].kind, kind) == 0)
-                k = &kinds[j];
-        if (!k) {
-            printf("SKIP  %-48s unknown kind '%s'\n", names[i], kind ? kind : "(none)");
-            skipped++;
-            recur_st_free(st);
-            continue;
-        }
-        parity_result r = {0};
-        r.tol = 1e-5;
-        int outcome = k->run(st, &r);
-        switch (outcome) {
-        case PARITY_PASS:
-        case PARITY_FAIL:
-            if (outcome == PARITY_PASS && r.failed == 0 && r.worst_name[0]) {
-                printf("ok    %-48s %-6s worst %.2e (%s), tol %.0e\n", names[i], kind, r.worst,
-                       r.worst_name, r.tol);
-                passed++;
-            } else {
-                printf("FAIL  %-48s %-6s worst %.2e (%s), tol %.0e, %d tensors over\n", names[i],
-                       kind, r.worst, r.worst_name, r.tol, r.failed);
-                failed++;
-            }
-            break;
-        case PARITY_SKIP:
-            printf("SKIP  %-48s %-6s %s\n", names[i], kind, r.message);
-            skipped++;
-            break;
-        default:
-            printf("FAIL  %-48s %-6s error: %s\n", names[i], kind, r.message);
-            failed++;
-        }
-        recur_st_free(st);
+        run_one(argv[1], names[i], &passed, &failed, &skipped);
         free(names[i]);
     }
     free(names);

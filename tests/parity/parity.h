@@ -3,6 +3,7 @@
 #ifndef RECUR_PARITY_H
 #define RECUR_PARITY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "recur.h"
