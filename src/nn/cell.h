@@ -53,9 +53,20 @@ typedef struct cell_ops {
     bool has_c;       /* LSTM cell state */
     bool has_aux;     /* GRU's saved W_hn h + b_hn */
     bool split_dgh;   /* dgh differs from dgx (GRU) */
+    /* vectorized kernels (run-time AVX-512 / AVX2 / generic clones) */
     void (*forward)(const cell_forward_args *a);
     void (*backward)(const cell_backward_args *a);
+    /* the plain reference with libm's expf/tanhf, kept for comparison */
+    void (*forward_ref)(const cell_forward_args *a);
+    void (*backward_ref)(const cell_backward_args *a);
 } cell_ops;
+
+/* Each cell writes its step once as an always-inlined body taking
+ * `const bool fast`; the two variants above are that body with fast false
+ * (libm) and true (vmath.h, vectorized). */
+#define CELL_IMPL static inline __attribute__((always_inline))
+#define SIGMOID(x) (fast ? recur_vsigmoid(x) : 1.0f / (1.0f + expf(-(x))))
+#define TANH(x) (fast ? recur_vtanh(x) : tanhf(x))
 
 extern const cell_ops recur_cell_rnn_tanh;
 extern const cell_ops recur_cell_rnn_relu;

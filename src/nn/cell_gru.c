@@ -14,10 +14,9 @@
 #include <string.h>
 
 #include "cell.h"
+#include "tensor/vmath.h"
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-static void gru_forward(const cell_forward_args *a)
+CELL_IMPL void gru_forward_impl(const cell_forward_args *a, const bool fast)
 {
     const int H = a->H, GH = 3 * a->H;
     for (int b = 0; b < a->B; b++) {
@@ -31,11 +30,12 @@ static void gru_forward(const cell_forward_args *a)
             continue;
         }
         const float *xg = a->xg + (size_t)b * GH, *hg = a->hg + (size_t)b * GH;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
-            float r = sigmoid(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
-            float z = sigmoid(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
+            float r = SIGMOID(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
+            float z = SIGMOID(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
             float hn = hg[2 * H + j] + a->b_hh[2 * H + j];
-            float n = tanhf(xg[2 * H + j] + a->b_ih[2 * H + j] + r * hn);
+            float n = TANH(xg[2 * H + j] + a->b_ih[2 * H + j] + r * hn);
             float hprev = hp[j];
             h[j] = (1.0f - z) * n + z * hprev;
             act[j] = r;
@@ -46,7 +46,7 @@ static void gru_forward(const cell_forward_args *a)
     }
 }
 
-static void gru_backward(const cell_backward_args *a)
+CELL_IMPL void gru_backward_impl(const cell_backward_args *a, const bool fast)
 {
     const int H = a->H, GH = 3 * a->H;
     for (int b = 0; b < a->B; b++) {
@@ -61,6 +61,7 @@ static void gru_backward(const cell_backward_args *a)
         }
         const float *act = a->act + (size_t)b * GH, *aux = a->aux + (size_t)b * H;
         const float *hp = a->h_prev + (size_t)b * H;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
             float r = act[j], z = act[H + j], n = act[2 * H + j];
             float dn_pre = dh[j] * (1.0f - z) * (1.0f - n * n);
@@ -77,4 +78,22 @@ static void gru_backward(const cell_backward_args *a)
     }
 }
 
-const cell_ops recur_cell_gru = {3, false, true, true, gru_forward, gru_backward};
+static void gru_forward_ref(const cell_forward_args *a)
+{
+    gru_forward_impl(a, false);
+}
+static void gru_backward_ref(const cell_backward_args *a)
+{
+    gru_backward_impl(a, false);
+}
+RECUR_VECTOR_CLONES static void gru_forward(const cell_forward_args *a)
+{
+    gru_forward_impl(a, true);
+}
+RECUR_VECTOR_CLONES static void gru_backward(const cell_backward_args *a)
+{
+    gru_backward_impl(a, true);
+}
+
+const cell_ops recur_cell_gru = {
+    3, false, true, true, gru_forward, gru_backward, gru_forward_ref, gru_backward_ref};

@@ -13,10 +13,9 @@
 #include <string.h>
 
 #include "cell.h"
+#include "tensor/vmath.h"
 
-static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-static void lstm_forward(const cell_forward_args *a)
+CELL_IMPL void lstm_forward_impl(const cell_forward_args *a, const bool fast)
 {
     const int H = a->H, GH = 4 * a->H;
     for (int b = 0; b < a->B; b++) {
@@ -30,14 +29,16 @@ static void lstm_forward(const cell_forward_args *a)
         }
         const float *xg = a->xg + (size_t)b * GH, *hg = a->hg + (size_t)b * GH;
         const float *cp = a->c_prev + (size_t)b * H;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
-            float i = sigmoid(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
-            float f = sigmoid(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
-            float g = tanhf(xg[2 * H + j] + a->b_ih[2 * H + j] + hg[2 * H + j] + a->b_hh[2 * H + j]);
-            float o = sigmoid(xg[3 * H + j] + a->b_ih[3 * H + j] + hg[3 * H + j] + a->b_hh[3 * H + j]);
+            float i = SIGMOID(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
+            float f = SIGMOID(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
+            float g = TANH(xg[2 * H + j] + a->b_ih[2 * H + j] + hg[2 * H + j] + a->b_hh[2 * H + j]);
+            float o =
+                SIGMOID(xg[3 * H + j] + a->b_ih[3 * H + j] + hg[3 * H + j] + a->b_hh[3 * H + j]);
             float cn = f * cp[j] + i * g;
             c[j] = cn;
-            h[j] = o * tanhf(cn);
+            h[j] = o * TANH(cn);
             act[j] = i;
             act[H + j] = f;
             act[2 * H + j] = g;
@@ -46,7 +47,7 @@ static void lstm_forward(const cell_forward_args *a)
     }
 }
 
-static void lstm_backward(const cell_backward_args *a)
+CELL_IMPL void lstm_backward_impl(const cell_backward_args *a, const bool fast)
 {
     const int H = a->H, GH = 4 * a->H;
     for (int b = 0; b < a->B; b++) {
@@ -60,9 +61,10 @@ static void lstm_backward(const cell_backward_args *a)
         }
         const float *act = a->act + (size_t)b * GH;
         const float *c = a->c + (size_t)b * H, *cp = a->c_prev + (size_t)b * H;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
             float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
-            float tc = tanhf(c[j]);
+            float tc = TANH(c[j]);
             float dcj = dc[j] + dh[j] * o * (1.0f - tc * tc);
             float di = dcj * g, df = dcj * cp[j], dg = dcj * i, dout = dh[j] * tc;
             dgx[j] = di * i * (1.0f - i);
@@ -75,4 +77,22 @@ static void lstm_backward(const cell_backward_args *a)
     }
 }
 
-const cell_ops recur_cell_lstm = {4, true, false, false, lstm_forward, lstm_backward};
+static void lstm_forward_ref(const cell_forward_args *a)
+{
+    lstm_forward_impl(a, false);
+}
+static void lstm_backward_ref(const cell_backward_args *a)
+{
+    lstm_backward_impl(a, false);
+}
+RECUR_VECTOR_CLONES static void lstm_forward(const cell_forward_args *a)
+{
+    lstm_forward_impl(a, true);
+}
+RECUR_VECTOR_CLONES static void lstm_backward(const cell_backward_args *a)
+{
+    lstm_backward_impl(a, true);
+}
+
+const cell_ops recur_cell_lstm = {
+    4, true, false, false, lstm_forward, lstm_backward, lstm_forward_ref, lstm_backward_ref};

@@ -7,8 +7,9 @@
 #include <string.h>
 
 #include "cell.h"
+#include "tensor/vmath.h"
 
-static void rnn_forward(const cell_forward_args *a, bool relu)
+CELL_IMPL void rnn_forward(const cell_forward_args *a, bool relu, const bool fast)
 {
     const int H = a->H;
     for (int b = 0; b < a->B; b++) {
@@ -19,16 +20,17 @@ static void rnn_forward(const cell_forward_args *a, bool relu)
             continue;
         }
         const float *xg = a->xg + (size_t)b * H, *hg = a->hg + (size_t)b * H;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
             float pre = xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j];
-            float v = relu ? (pre > 0.0f ? pre : 0.0f) : tanhf(pre);
+            float v = relu ? (pre > 0.0f ? pre : 0.0f) : TANH(pre);
             h[j] = v;
             act[j] = v;
         }
     }
 }
 
-static void rnn_backward(const cell_backward_args *a, bool relu)
+CELL_IMPL void rnn_backward(const cell_backward_args *a, bool relu, const bool fast)
 {
     const int H = a->H;
     for (int b = 0; b < a->B; b++) {
@@ -40,6 +42,7 @@ static void rnn_backward(const cell_backward_args *a, bool relu)
             continue;
         }
         const float *h = a->act + (size_t)b * H;
+#pragma omp simd
         for (int j = 0; j < H; j++) {
             dgx[j] = relu ? (h[j] > 0.0f ? dh[j] : 0.0f) : dh[j] * (1.0f - h[j] * h[j]);
             dhp[j] = 0.0f;
@@ -47,10 +50,41 @@ static void rnn_backward(const cell_backward_args *a, bool relu)
     }
 }
 
-static void tanh_forward(const cell_forward_args *a) { rnn_forward(a, false); }
-static void tanh_backward(const cell_backward_args *a) { rnn_backward(a, false); }
-static void relu_forward(const cell_forward_args *a) { rnn_forward(a, true); }
-static void relu_backward(const cell_backward_args *a) { rnn_backward(a, true); }
+/* Reference (libm) and vectorized variants of both activations. */
+static void tanh_forward_ref(const cell_forward_args *a)
+{
+    rnn_forward(a, false, false);
+}
+static void tanh_backward_ref(const cell_backward_args *a)
+{
+    rnn_backward(a, false, false);
+}
+static void relu_forward_ref(const cell_forward_args *a)
+{
+    rnn_forward(a, true, false);
+}
+static void relu_backward_ref(const cell_backward_args *a)
+{
+    rnn_backward(a, true, false);
+}
+RECUR_VECTOR_CLONES static void tanh_forward(const cell_forward_args *a)
+{
+    rnn_forward(a, false, true);
+}
+RECUR_VECTOR_CLONES static void tanh_backward(const cell_backward_args *a)
+{
+    rnn_backward(a, false, true);
+}
+RECUR_VECTOR_CLONES static void relu_forward(const cell_forward_args *a)
+{
+    rnn_forward(a, true, true);
+}
+RECUR_VECTOR_CLONES static void relu_backward(const cell_backward_args *a)
+{
+    rnn_backward(a, true, true);
+}
 
-const cell_ops recur_cell_rnn_tanh = {1, false, false, false, tanh_forward, tanh_backward};
-const cell_ops recur_cell_rnn_relu = {1, false, false, false, relu_forward, relu_backward};
+const cell_ops recur_cell_rnn_tanh = {
+    1, false, false, false, tanh_forward, tanh_backward, tanh_forward_ref, tanh_backward_ref};
+const cell_ops recur_cell_rnn_relu = {
+    1, false, false, false, relu_forward, relu_backward, relu_forward_ref, relu_backward_ref};

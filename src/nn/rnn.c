@@ -22,6 +22,7 @@
 #include "cell.h"
 #include "internal.h"
 #include "recur/rnn.h"
+#include "rnn_internal.h"
 #include "tensor/gemm.h"
 
 /* Activations one (layer, direction) keeps between forward and backward. */
@@ -67,7 +68,16 @@ struct recur_rnn {
     float *dy_buf, *din_buf; /* [T, B, D*H], [T, B, max(I, D*H)] */
     int T, B;
     bool batch_first, has_lengths, trained, has_dropout_masks;
+    /* the step kernels in use: the cell's vectorized or reference pair */
+    void (*step_forward)(const cell_forward_args *a);
+    void (*step_backward)(const cell_backward_args *a);
 };
+
+void recur__rnn_use_reference(recur_rnn *rnn, bool reference)
+{
+    rnn->step_forward = reference ? rnn->cell->forward_ref : rnn->cell->forward;
+    rnn->step_backward = reference ? rnn->cell->backward_ref : rnn->cell->backward;
+}
 
 static const cell_ops *cell_table(recur_cell cell)
 {
@@ -218,6 +228,7 @@ int recur_rnn_create(const recur_rnn_config *config, float *params, float *grads
     rnn->config = *config;
     rnn->cell = cell_table(config->cell);
     rnn->G = rnn->cell->gates;
+    recur__rnn_use_reference(rnn, false);
     rnn->D = config->bidirectional ? 2 : 1;
     rnn->config.bidirectional = rnn->D == 2;
     rnn->size = recur_rnn_param_size(config);
@@ -468,7 +479,7 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
             .c = rnn->cell->has_c ? rnn->c_run : NULL, .act = db->act + t * BGH,
             .aux = db->aux ? db->aux + t * BH : NULL, .active = active,
         };
-        rnn->cell->forward(&a);
+        rnn->step_forward(&a);
         if (rnn->cell->has_c)
             memcpy(db->c + t * BH, rnn->c_run, BH * sizeof(float));
         /* y[t, b, d*H : (d+1)*H] = h_t, zero past the sequence's end */
@@ -601,7 +612,7 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
             .dc = rnn->cell->has_c ? rnn->c_run : NULL, .dgx = dgx + t * BGH,
             .dgh = dgh + t * BGH, .dh_prev = rnn->dh_run, .active = active,
         };
-        rnn->cell->backward(&a);
+        rnn->step_backward(&a);
         /* dh_{t-1} += dgh_t W_hh: [B, G*H] x [G*H, H] */
         recur_gemm(false, false, B, H, GH, 1.0f, dgh + t * BGH, GH, p.w_hh, H, 1.0f, rnn->dh_run,
                    H);
@@ -761,7 +772,7 @@ int recur_rnn_stream_step(recur_rnn_stream *s, const float *x, float *y)
             .h_prev = h, .c_prev = cs, .h = h, .c = cs, .act = s->act, .aux = s->aux,
             .active = NULL,
         };
-        rnn->cell->forward(&a);
+        rnn->step_forward(&a);
         in = h;
     }
     if (y)
