@@ -4,7 +4,8 @@
  * reduction x = n ln2 + r with a two-part ln2, a degree-6 polynomial on r,
  * and 2^n built in the exponent bits; relative error about 2e-7 on the
  * clamped range. libm's expf/tanhf stay as the reference path (cell_*.c
- * compile both; tests compare them). */
+ * compile both; tests compare them). Loops vectorize only with
+ * -fno-trapping-math (set for the library in CMakeLists.txt). */
 #ifndef RECUR_VMATH_H
 #define RECUR_VMATH_H
 
@@ -20,7 +21,8 @@
 
 static inline float recur_vexp(float x)
 {
-    x = fminf(fmaxf(x, -87.0f), 88.0f);
+    x = x < -87.0f ? -87.0f : x; /* ternaries, not fminf: they if-convert */
+    x = x > 88.0f ? 88.0f : x;
     float n = floorf(x * 1.44269504088896341f + 0.5f);
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
