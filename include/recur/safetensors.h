@@ -8,7 +8,8 @@
  * overflow-checked sizes, byte spans equal to shape x dtype size, a data
  * buffer covered exactly (contiguous from 0, no gap, overlap or trailing
  * bytes), string-valued metadata and unique names. Each violation returns
- * RECUR_E_FORMAT with a message naming the problem. */
+ * RECUR_E_FORMAT with a message naming the problem (docs/safetensors.md
+ * lists the rules). Data is copied byte for byte: little-endian hosts only. */
 #ifndef RECUR_SAFETENSORS_H
 #define RECUR_SAFETENSORS_H
 
@@ -38,8 +39,9 @@ typedef enum recur_dtype {
 RECUR_API const char *recur_dtype_name(recur_dtype dtype);
 RECUR_API size_t recur_dtype_size(recur_dtype dtype);
 
-/* One tensor of an open file. `data` points into the file's buffer (owned by
- * the recur_st) and stays valid until recur_st_free; it is not aligned. */
+/* One tensor of an open file. `name` and `data` are owned by the recur_st and
+ * stay valid until recur_st_free; `data` points into the file's buffer and is
+ * not aligned (read it with memcpy or the recur_st_read_* functions). */
 typedef struct recur_st_tensor {
     const char *name;
     recur_dtype dtype;
@@ -52,13 +54,16 @@ typedef struct recur_st_tensor {
 
 typedef struct recur_st recur_st;
 
-/* Reads and validates a whole file. On failure *out is NULL. */
+/* Reads and validates a whole file. On failure *out is NULL and the status is
+ * RECUR_E_IO (cannot open or read; the message names the path and the system
+ * error) or RECUR_E_FORMAT (a rule broken; the message starts with the path). */
 RECUR_API int recur_st_open(const char *path, recur_st **out);
 /* Validates a file image in memory; the bytes are copied. */
 RECUR_API int recur_st_parse(const void *bytes, size_t size, recur_st **out);
 RECUR_API void recur_st_free(recur_st *st);
 
-/* Tensors in file order of their data offsets. */
+/* Tensors in file order of their data offsets; recur_st_at gives NULL for an
+ * index outside [0, count). */
 RECUR_API int recur_st_count(const recur_st *st);
 RECUR_API const recur_st_tensor *recur_st_at(const recur_st *st, int index);
 /* NULL (and a message for recur_last_error) when absent. */
@@ -87,11 +92,15 @@ typedef struct recur_st_writer recur_st_writer;
 
 RECUR_API int recur_st_writer_create(recur_st_writer **out);
 RECUR_API void recur_st_writer_free(recur_st_writer *w);
-/* dtype must be F32, F64, I64, I32 or U8; data holds numel(shape) elements. */
+/* dtype must be F32, F64, I64, I32 or U8; data holds numel(shape) elements
+ * (it may be NULL when that is 0). The name is copied; it must be valid UTF-8,
+ * unique and not "__metadata__" (RECUR_E_INVALID otherwise). */
 RECUR_API int recur_st_writer_add(recur_st_writer *w, const char *name, recur_dtype dtype,
                                   int ndim, const int64_t *shape, const void *data);
 /* Key and value are copied. Setting a key twice replaces the value. */
 RECUR_API int recur_st_writer_metadata(recur_st_writer *w, const char *key, const char *value);
+/* RECUR_E_IO on failure, with a message naming the path, the failed step and
+ * the system error. A file replaced at path keeps its permission bits. */
 RECUR_API int recur_st_writer_save(recur_st_writer *w, const char *path);
 /* The serialized file in a new buffer the caller frees with recur_free(). */
 RECUR_API int recur_st_writer_serialize(recur_st_writer *w, void **bytes, size_t *size);
