@@ -37,4 +37,7 @@ static inline bool recur__add_size(size_t a, size_t b, size_t *out)
     return !__builtin_add_overflow(a, b, out);
 }
 
+/* The calling thread's index inside an OpenMP parallel region (0 outside). */
+int recur__thread_index(void);
+
 #endif

@@ -14,7 +14,8 @@
  * Rows whose `active` flag is 0 (a sequence already past its length) carry
  * their state unchanged and get zero gate gradients; the state is passed
  * through untouched in backward. Each output element j reads the previous
- * state only at j, so h may alias h_prev and c may alias c_prev. */
+ * state only at j, so h may alias h_prev and c may alias c_prev, and calls
+ * on disjoint unit ranges [j0, j1) may run in parallel threads. */
 #ifndef RECUR_CELL_H
 #define RECUR_CELL_H
 
@@ -22,6 +23,7 @@
 
 typedef struct cell_forward_args {
     int B, H;
+    int j0, j1;                /* the hidden units [j0, j1) this call computes */
     const float *xg, *hg;      /* [B, G*H] */
     const float *b_ih, *b_hh;  /* [G*H] */
     const float *h_prev;       /* [B, H] */
@@ -35,6 +37,7 @@ typedef struct cell_forward_args {
 
 typedef struct cell_backward_args {
     int B, H;
+    int j0, j1;                /* the hidden units [j0, j1) this call computes */
     const float *act;          /* [B, G*H] from forward */
     const float *aux;          /* [B, H] GRU */
     const float *h_prev;       /* [B, H] */

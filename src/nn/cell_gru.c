@@ -24,14 +24,15 @@ CELL_IMPL void gru_forward_impl(const cell_forward_args *a, const bool fast)
         float *aux = a->aux + (size_t)b * H;
         const float *hp = a->h_prev + (size_t)b * H;
         if (a->active && !a->active[b]) {
-            memmove(h, hp, sizeof(float) * H);
-            memset(act, 0, sizeof(float) * GH);
-            memset(aux, 0, sizeof(float) * H);
+            for (int j = a->j0; j < a->j1; j++) {
+                h[j] = hp[j];
+                act[j] = act[H + j] = act[2 * H + j] = aux[j] = 0.0f;
+            }
             continue;
         }
         const float *xg = a->xg + (size_t)b * GH, *hg = a->hg + (size_t)b * GH;
 #pragma omp simd
-        for (int j = 0; j < H; j++) {
+        for (int j = a->j0; j < a->j1; j++) {
             float r = SIGMOID(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
             float z = SIGMOID(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
             float hn = hg[2 * H + j] + a->b_hh[2 * H + j];
@@ -54,15 +55,17 @@ CELL_IMPL void gru_backward_impl(const cell_backward_args *a, const bool fast)
         float *dgx = a->dgx + (size_t)b * GH, *dgh = a->dgh + (size_t)b * GH;
         float *dhp = a->dh_prev + (size_t)b * H;
         if (a->active && !a->active[b]) {
-            memset(dgx, 0, sizeof(float) * GH);
-            memset(dgh, 0, sizeof(float) * GH);
-            memcpy(dhp, dh, sizeof(float) * H);
+            for (int j = a->j0; j < a->j1; j++) {
+                dgx[j] = dgx[H + j] = dgx[2 * H + j] = 0.0f;
+                dgh[j] = dgh[H + j] = dgh[2 * H + j] = 0.0f;
+                dhp[j] = dh[j];
+            }
             continue;
         }
         const float *act = a->act + (size_t)b * GH, *aux = a->aux + (size_t)b * H;
         const float *hp = a->h_prev + (size_t)b * H;
 #pragma omp simd
-        for (int j = 0; j < H; j++) {
+        for (int j = a->j0; j < a->j1; j++) {
             float r = act[j], z = act[H + j], n = act[2 * H + j];
             float dn_pre = dh[j] * (1.0f - z) * (1.0f - n * n);
             float dz_pre = dh[j] * (hp[j] - n) * z * (1.0f - z);

@@ -22,15 +22,17 @@ CELL_IMPL void lstm_forward_impl(const cell_forward_args *a, const bool fast)
         float *h = a->h + (size_t)b * H, *c = a->c + (size_t)b * H;
         float *act = a->act + (size_t)b * GH;
         if (a->active && !a->active[b]) {
-            memmove(h, a->h_prev + (size_t)b * H, sizeof(float) * H);
-            memmove(c, a->c_prev + (size_t)b * H, sizeof(float) * H);
-            memset(act, 0, sizeof(float) * GH);
+            for (int j = a->j0; j < a->j1; j++) {
+                h[j] = a->h_prev[(size_t)b * H + j];
+                c[j] = a->c_prev[(size_t)b * H + j];
+                act[j] = act[H + j] = act[2 * H + j] = act[3 * H + j] = 0.0f;
+            }
             continue;
         }
         const float *xg = a->xg + (size_t)b * GH, *hg = a->hg + (size_t)b * GH;
         const float *cp = a->c_prev + (size_t)b * H;
 #pragma omp simd
-        for (int j = 0; j < H; j++) {
+        for (int j = a->j0; j < a->j1; j++) {
             float i = SIGMOID(xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j]);
             float f = SIGMOID(xg[H + j] + a->b_ih[H + j] + hg[H + j] + a->b_hh[H + j]);
             float g = TANH(xg[2 * H + j] + a->b_ih[2 * H + j] + hg[2 * H + j] + a->b_hh[2 * H + j]);
@@ -55,14 +57,16 @@ CELL_IMPL void lstm_backward_impl(const cell_backward_args *a, const bool fast)
         float *dc = a->dc + (size_t)b * H, *dgx = a->dgx + (size_t)b * GH;
         float *dhp = a->dh_prev + (size_t)b * H;
         if (a->active && !a->active[b]) {
-            memset(dgx, 0, sizeof(float) * GH);
-            memcpy(dhp, dh, sizeof(float) * H);
+            for (int j = a->j0; j < a->j1; j++) {
+                dgx[j] = dgx[H + j] = dgx[2 * H + j] = dgx[3 * H + j] = 0.0f;
+                dhp[j] = dh[j];
+            }
             continue; /* dc passes through unchanged */
         }
         const float *act = a->act + (size_t)b * GH;
         const float *c = a->c + (size_t)b * H, *cp = a->c_prev + (size_t)b * H;
 #pragma omp simd
-        for (int j = 0; j < H; j++) {
+        for (int j = a->j0; j < a->j1; j++) {
             float i = act[j], f = act[H + j], g = act[2 * H + j], o = act[3 * H + j];
             float tc = TANH(c[j]);
             float dcj = dc[j] + dh[j] * o * (1.0f - tc * tc);

@@ -15,13 +15,15 @@ CELL_IMPL void rnn_forward(const cell_forward_args *a, bool relu, const bool fas
     for (int b = 0; b < a->B; b++) {
         float *h = a->h + (size_t)b * H, *act = a->act + (size_t)b * H;
         if (a->active && !a->active[b]) {
-            memmove(h, a->h_prev + (size_t)b * H, sizeof(float) * H);
-            memset(act, 0, sizeof(float) * H);
+            for (int j = a->j0; j < a->j1; j++) {
+                h[j] = a->h_prev[(size_t)b * H + j];
+                act[j] = 0.0f;
+            }
             continue;
         }
         const float *xg = a->xg + (size_t)b * H, *hg = a->hg + (size_t)b * H;
 #pragma omp simd
-        for (int j = 0; j < H; j++) {
+        for (int j = a->j0; j < a->j1; j++) {
             float pre = xg[j] + a->b_ih[j] + hg[j] + a->b_hh[j];
             float v = relu ? (pre > 0.0f ? pre : 0.0f) : TANH(pre);
             h[j] = v;
@@ -37,13 +39,15 @@ CELL_IMPL void rnn_backward(const cell_backward_args *a, bool relu, const bool f
         const float *dh = a->dh + (size_t)b * H;
         float *dgx = a->dgx + (size_t)b * H, *dhp = a->dh_prev + (size_t)b * H;
         if (a->active && !a->active[b]) {
-            memset(dgx, 0, sizeof(float) * H);
-            memcpy(dhp, dh, sizeof(float) * H);
+            for (int j = a->j0; j < a->j1; j++) {
+                dgx[j] = 0.0f;
+                dhp[j] = dh[j];
+            }
             continue;
         }
         const float *h = a->act + (size_t)b * H;
 #pragma omp simd
-        for (int j = 0; j < H; j++) {
+        for (int j = a->j0; j < a->j1; j++) {
             dgx[j] = relu ? (h[j] > 0.0f ? dh[j] : 0.0f) : dh[j] * (1.0f - h[j] * h[j]);
             dhp[j] = 0.0f;
         }

@@ -37,9 +37,9 @@ typedef struct direction_buffers {
 } direction_buffers;
 
 typedef struct layer_buffers {
-    float *in;    /* [T, B, in_l] layer input (after dropout for l > 0) */
-    float *y;     /* [T, B, D*H] layer output */
-    float *mask;  /* [T, B, D*H] dropout scale applied to y to form the next in, or NULL */
+    float *in;   /* [T, B, in_l] layer input (after dropout for l > 0) */
+    float *y;    /* [T, B, D*H] layer output */
+    float *mask; /* [T, B, D*H] dropout scale applied to y to form the next in, or NULL */
     direction_buffers dir[2];
 } layer_buffers;
 
@@ -47,25 +47,25 @@ struct recur_rnn {
     recur_rnn_config config;
     const cell_ops *cell;
     int G, D;
-    size_t size;             /* floats in params/grads */
+    size_t size; /* floats in params/grads */
     float *params, *grads;
     bool owns_arrays;
-    int tensor_count;        /* 4 * L * D */
+    int tensor_count; /* 4 * L * D */
     recur_param_view *views;
 
     /* workspace sized for capacity_rows = T*B rows and capacity_B batch */
     float *workspace;
     size_t workspace_floats;
-    unsigned char *active;   /* [T, B] */
-    int *lengths;            /* [B] copy of the last forward's lengths */
+    unsigned char *active; /* [T, B] */
+    int *lengths;          /* [B] copy of the last forward's lengths */
     size_t active_capacity;
     int lengths_capacity;
 
     /* the last forward pass */
-    layer_buffers *layers;   /* [L] */
+    layer_buffers *layers;     /* [L] */
     float *hg, *h_run, *c_run; /* [B, G*H], [B, H], [B, H] */
     float *dh_total, *dh_run;  /* [B, H] */
-    float *dy_buf, *din_buf; /* [T, B, D*H], [T, B, max(I, D*H)] */
+    float *dy_buf, *din_buf;   /* [T, B, D*H], [T, B, max(I, D*H)] */
     int T, B;
     bool batch_first, has_lengths, trained, has_dropout_masks;
     /* the step kernels in use: the cell's vectorized or reference pair */
@@ -82,10 +82,14 @@ void recur__rnn_use_reference(recur_rnn *rnn, bool reference)
 static const cell_ops *cell_table(recur_cell cell)
 {
     switch (cell) {
-    case RECUR_CELL_RNN_TANH: return &recur_cell_rnn_tanh;
-    case RECUR_CELL_RNN_RELU: return &recur_cell_rnn_relu;
-    case RECUR_CELL_LSTM: return &recur_cell_lstm;
-    case RECUR_CELL_GRU: return &recur_cell_gru;
+    case RECUR_CELL_RNN_TANH:
+        return &recur_cell_rnn_tanh;
+    case RECUR_CELL_RNN_RELU:
+        return &recur_cell_rnn_relu;
+    case RECUR_CELL_LSTM:
+        return &recur_cell_lstm;
+    case RECUR_CELL_GRU:
+        return &recur_cell_gru;
     }
     return NULL;
 }
@@ -93,17 +97,24 @@ static const cell_ops *cell_table(recur_cell cell)
 const char *recur_cell_name(recur_cell cell)
 {
     switch (cell) {
-    case RECUR_CELL_RNN_TANH: return "rnn_tanh";
-    case RECUR_CELL_RNN_RELU: return "rnn_relu";
-    case RECUR_CELL_LSTM: return "lstm";
-    case RECUR_CELL_GRU: return "gru";
+    case RECUR_CELL_RNN_TANH:
+        return "rnn_tanh";
+    case RECUR_CELL_RNN_RELU:
+        return "rnn_relu";
+    case RECUR_CELL_LSTM:
+        return "lstm";
+    case RECUR_CELL_GRU:
+        return "gru";
     }
     return "unknown";
 }
 
 int recur_cell_parse(const char *name, recur_cell *out)
 {
-    static const struct { const char *name; recur_cell cell; } names[] = {
+    static const struct {
+        const char *name;
+        recur_cell cell;
+    } names[] = {
         {"rnn_tanh", RECUR_CELL_RNN_TANH}, {"rnn", RECUR_CELL_RNN_TANH},
         {"tanh", RECUR_CELL_RNN_TANH},     {"rnn_relu", RECUR_CELL_RNN_RELU},
         {"relu", RECUR_CELL_RNN_RELU},     {"lstm", RECUR_CELL_LSTM},
@@ -210,8 +221,7 @@ static void build_views(recur_rnn *rnn)
     }
 }
 
-int recur_rnn_create(const recur_rnn_config *config, float *params, float *grads,
-                     recur_rnn **out)
+int recur_rnn_create(const recur_rnn_config *config, float *params, float *grads, recur_rnn **out)
 {
     if (!out)
         return recur__error(RECUR_E_INVALID, "recur_rnn_create: out is NULL");
@@ -269,10 +279,22 @@ void recur_rnn_free(recur_rnn *rnn)
     recur__free(rnn);
 }
 
-const recur_rnn_config *recur_rnn_get_config(const recur_rnn *rnn) { return &rnn->config; }
-float *recur_rnn_params(recur_rnn *rnn) { return rnn->params; }
-float *recur_rnn_grads(recur_rnn *rnn) { return rnn->grads; }
-size_t recur_rnn_size(const recur_rnn *rnn) { return rnn->size; }
+const recur_rnn_config *recur_rnn_get_config(const recur_rnn *rnn)
+{
+    return &rnn->config;
+}
+float *recur_rnn_params(recur_rnn *rnn)
+{
+    return rnn->params;
+}
+float *recur_rnn_grads(recur_rnn *rnn)
+{
+    return rnn->grads;
+}
+size_t recur_rnn_size(const recur_rnn *rnn)
+{
+    return rnn->size;
+}
 
 void recur_rnn_zero_grad(recur_rnn *rnn)
 {
@@ -286,7 +308,10 @@ void recur_rnn_init(recur_rnn *rnn, recur_rng *rng)
         rnn->params[i] = (2.0f * recur_rng_uniform(rng) - 1.0f) * k;
 }
 
-int recur_rnn_tensor_count(const recur_rnn *rnn) { return rnn->tensor_count; }
+int recur_rnn_tensor_count(const recur_rnn *rnn)
+{
+    return rnn->tensor_count;
+}
 
 const recur_param_view *recur_rnn_tensor_at(const recur_rnn *rnn, int index)
 {
@@ -388,8 +413,9 @@ int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
             return recur__error(RECUR_E_NOMEM, "rnn workspace size overflows");
         float *ws = recur__malloc(bytes + 64);
         if (!ws)
-            return recur__error(RECUR_E_NOMEM, "out of memory: rnn workspace of %zu MB for T=%d B=%d",
-                                bytes >> 20, T, B);
+            return recur__error(RECUR_E_NOMEM,
+                                "out of memory: rnn workspace of %zu MB for T=%d B=%d", bytes >> 20,
+                                T, B);
         recur__free(rnn->workspace);
         rnn->workspace = ws;
         rnn->workspace_floats = count.used;
@@ -444,56 +470,112 @@ static void add_bias_free(float *dst, const float *src, size_t n)
         memset(dst, 0, n * sizeof(float));
 }
 
-/* Forward of one (layer, direction) over all steps: the one time loop. */
+/* Threads for the time loop: each owns a block of hidden units (a multiple
+ * of 16, the AVX-512 width) and, through them, the matching rows of W_hh,
+ * which stay in that core's cache for the whole sequence. */
+static int loop_threads(int H)
+{
+    int P = recur_get_threads();
+    int most = H / 32; /* at least 32 units each, or the barrier costs more than it saves */
+    P = P < most ? P : most;
+    return P < 1 ? 1 : P;
+}
+
+static void unit_range(int H, int P, int k, int *j0, int *j1)
+{
+    int chunk = ((H + P - 1) / P + 15) / 16 * 16;
+    *j0 = k * chunk < H ? k * chunk : H;
+    *j1 = (k + 1) * chunk < H ? (k + 1) * chunk : H;
+}
+
+/* Forward of one (layer, direction) over all steps: the one time loop.
+ * After the input projection (one product, threaded by the BLAS), P threads
+ * run the steps together: thread k computes hg[:, gate g, units j0..j1) =
+ * h_{t-1} W_hh[g*H + j0 .. g*H + j1)^T for each gate, then the cell on those
+ * units, and writes its units of h_t into the next step's hprev slot; one
+ * barrier per step publishes h_t. */
 static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const float *h0,
                               const float *c0, float *hn, float *cn)
 {
     const recur_rnn_config *c = &rnn->config;
-    const int H = c->hidden_size, GH = rnn->G * H, DH = rnn->D * H;
+    const int H = c->hidden_size, G = rnn->G, GH = G * H, DH = rnn->D * H;
     const int in_size = layer_input_size(c, l);
     layer_buffers *lb = &rnn->layers[l];
     direction_buffers *db = &lb->dir[d];
-    direction_params p = params_of(rnn, l, d);
+    const direction_params p = params_of(rnn, l, d);
     const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
+    const bool has_c = rnn->cell->has_c;
 
     /* xg = in W_ih^T for every step at once: [T*B, in] x [in, G*H] */
     recur_gemm(false, true, T * B, GH, in_size, 1.0f, lb->in, in_size, p.w_ih, in_size, 0.0f,
                db->xg, GH);
-    add_bias_free(rnn->h_run, h0, BH);
-    if (rnn->cell->has_c)
-        add_bias_free(rnn->c_run, c0, BH);
+    const int first = d ? T - 1 : 0;
+    add_bias_free(db->hprev + (size_t)first * BH, h0, BH);
+    if (has_c)
+        add_bias_free(db->cprev + (size_t)first * BH, c0, BH);
 
-    for (int s = 0; s < T; s++) {
-        const int t = d ? T - 1 - s : s;
-        float *hprev = db->hprev + t * BH;
-        memcpy(hprev, rnn->h_run, BH * sizeof(float));
-        if (rnn->cell->has_c)
-            memcpy(db->cprev + t * BH, rnn->c_run, BH * sizeof(float));
-        /* hg = h_{t-1} W_hh^T: [B, H] x [H, G*H] */
-        recur_gemm(false, true, B, GH, H, 1.0f, hprev, H, p.w_hh, H, 0.0f, rnn->hg, GH);
-        const unsigned char *active = rnn->has_lengths ? rnn->active + (size_t)t * B : NULL;
-        cell_forward_args a = {
-            .B = B, .H = H, .xg = db->xg + t * BGH, .hg = rnn->hg, .b_ih = p.b_ih,
-            .b_hh = p.b_hh, .h_prev = hprev,
-            .c_prev = rnn->cell->has_c ? db->cprev + t * BH : NULL, .h = rnn->h_run,
-            .c = rnn->cell->has_c ? rnn->c_run : NULL, .act = db->act + t * BGH,
-            .aux = db->aux ? db->aux + t * BH : NULL, .active = active,
-        };
-        rnn->step_forward(&a);
-        if (rnn->cell->has_c)
-            memcpy(db->c + t * BH, rnn->c_run, BH * sizeof(float));
-        /* y[t, b, d*H : (d+1)*H] = h_t, zero past the sequence's end */
-        float *y = lb->y + (size_t)t * B * DH + (size_t)d * H;
-        for (int b = 0; b < B; b++) {
-            if (active && !active[b])
-                memset(y + (size_t)b * DH, 0, H * sizeof(float));
-            else
-                memcpy(y + (size_t)b * DH, rnn->h_run + (size_t)b * H, H * sizeof(float));
+    const int P = loop_threads(H);
+#pragma omp parallel num_threads(P) if (P > 1)
+    {
+        int j0, j1;
+        unit_range(H, P, recur__thread_index(), &j0, &j1);
+        const int nj = j1 - j0;
+        for (int s = 0; s < T; s++) {
+            const int t = d ? T - 1 - s : s;
+            const bool last = s + 1 == T;
+            const int t_next = d ? t - 1 : t + 1;
+            float *hprev = db->hprev + (size_t)t * BH;
+            /* the new state goes straight into the next step's input slot */
+            float *h_new = last ? rnn->h_run : db->hprev + (size_t)t_next * BH;
+            float *c_new = db->c ? db->c + (size_t)t * BH : NULL;
+            if (nj > 0) {
+                /* hg[:, g*H + j0..j1) = h_{t-1} W_hh[g*H + j0..j1)^T: [B, H] x [H, nj] */
+                for (int g = 0; g < G; g++)
+                    recur_gemm(false, true, B, nj, H, 1.0f, hprev, H,
+                               p.w_hh + ((size_t)g * H + j0) * H, H, 0.0f, rnn->hg + g * H + j0,
+                               GH);
+                const unsigned char *active = rnn->has_lengths ? rnn->active + (size_t)t * B : NULL;
+                cell_forward_args a = {
+                    .B = B,
+                    .H = H,
+                    .j0 = j0,
+                    .j1 = j1,
+                    .xg = db->xg + t * BGH,
+                    .hg = rnn->hg,
+                    .b_ih = p.b_ih,
+                    .b_hh = p.b_hh,
+                    .h_prev = hprev,
+                    .c_prev = has_c ? db->cprev + t * BH : NULL,
+                    .h = h_new,
+                    .c = c_new,
+                    .act = db->act + t * BGH,
+                    .aux = db->aux ? db->aux + t * BH : NULL,
+                    .active = active,
+                };
+                rnn->step_forward(&a);
+                /* y[t, b, d*H + j] = h_t, zero past the sequence's end; c_t
+                 * becomes the next step's c_{t-1} */
+                float *y = lb->y + (size_t)t * B * DH + (size_t)d * H;
+                float *c_next =
+                    has_c ? (last ? rnn->c_run : db->cprev + (size_t)t_next * BH) : NULL;
+                for (int b = 0; b < B; b++) {
+                    float *yb = y + (size_t)b * DH;
+                    const float *hb = h_new + (size_t)b * H;
+                    if (active && !active[b])
+                        memset(yb + j0, 0, nj * sizeof(float));
+                    else
+                        memcpy(yb + j0, hb + j0, nj * sizeof(float));
+                    if (c_next)
+                        memcpy(c_next + (size_t)b * H + j0, c_new + (size_t)b * H + j0,
+                               nj * sizeof(float));
+                }
+            }
+#pragma omp barrier
         }
     }
     if (hn)
         memcpy(hn, rnn->h_run, BH * sizeof(float));
-    if (cn && rnn->cell->has_c)
+    if (cn && has_c)
         memcpy(cn, rnn->c_run, BH * sizeof(float));
 }
 
@@ -513,9 +595,8 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
     if (in->lengths) {
         for (int b = 0; b < B; b++)
             if (in->lengths[b] < 1 || in->lengths[b] > T)
-                return recur__error(RECUR_E_INVALID,
-                                    "rnn: lengths[%d] = %d outside 1..T (T = %d)", b,
-                                    in->lengths[b], T);
+                return recur__error(RECUR_E_INVALID, "rnn: lengths[%d] = %d outside 1..T (T = %d)",
+                                    b, in->lengths[b], T);
     }
     bool dropout = mode == RECUR_MODE_TRAIN && c->dropout > 0.0f && L > 1;
     if (dropout && !rng)
@@ -570,7 +651,9 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
 /* Backward of one (layer, direction): the time loop run the other way, then
  * the weight gradients as products over all steps. dy is [T, B, D*H] (this
  * direction's columns at d*H), din [T, B, in] receives (d == 0) or gains
- * (d == 1) the gradient of the layer input. */
+ * (d == 1) the gradient of the layer input. Threads own the same unit blocks
+ * as in forward: thread k runs the cell backward on its units, a barrier
+ * publishes dgh_t, then it forms its units of dh_{t-1} = dgh_t W_hh[:, j0..j1). */
 static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const float *dy,
                                const float *dhn, const float *dcn, float *din, float *dh0,
                                float *dc0)
@@ -580,46 +663,68 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
     const int in_size = layer_input_size(c, l);
     layer_buffers *lb = &rnn->layers[l];
     direction_buffers *db = &lb->dir[d];
-    direction_params p = params_of(rnn, l, d);
+    const direction_params p = params_of(rnn, l, d);
     const size_t BH = (size_t)B * H, BGH = (size_t)B * GH;
     float *dgx = db->xg; /* the input projection is dead after forward: reuse it */
     float *dgh = db->dgh ? db->dgh : dgx;
+    const bool has_c = rnn->cell->has_c;
 
     add_bias_free(rnn->dh_run, dhn, BH);
-    if (rnn->cell->has_c)
+    if (has_c)
         add_bias_free(rnn->c_run, dcn, BH); /* c_run holds dL/dc during backward */
 
-    for (int s = T - 1; s >= 0; s--) {
-        const int t = d ? T - 1 - s : s;
-        const unsigned char *active = rnn->has_lengths ? rnn->active + (size_t)t * B : NULL;
-        /* dh_total = dL/dh_t: the carried gradient plus this step's output
-         * gradient (outputs past a sequence's end are constant zeros). */
-        const float *dyt = dy + (size_t)t * B * DH + (size_t)d * H;
-        for (int b = 0; b < B; b++) {
-            float *dst = rnn->dh_total + (size_t)b * H;
-            const float *carried = rnn->dh_run + (size_t)b * H, *g = dyt + (size_t)b * DH;
-            if (active && !active[b])
-                memcpy(dst, carried, H * sizeof(float));
-            else
-                for (int j = 0; j < H; j++)
-                    dst[j] = carried[j] + g[j];
+    const int P = loop_threads(H);
+#pragma omp parallel num_threads(P) if (P > 1)
+    {
+        int j0, j1;
+        unit_range(H, P, recur__thread_index(), &j0, &j1);
+        const int nj = j1 - j0;
+        for (int s = T - 1; s >= 0; s--) {
+            const int t = d ? T - 1 - s : s;
+            const unsigned char *active = rnn->has_lengths ? rnn->active + (size_t)t * B : NULL;
+            if (nj > 0) {
+                /* dh_total = dL/dh_t: the carried gradient plus this step's
+                 * output gradient (outputs past a sequence's end are
+                 * constant zeros) */
+                const float *dyt = dy + (size_t)t * B * DH + (size_t)d * H;
+                for (int b = 0; b < B; b++) {
+                    float *dst = rnn->dh_total + (size_t)b * H;
+                    const float *carried = rnn->dh_run + (size_t)b * H, *g = dyt + (size_t)b * DH;
+                    if (active && !active[b])
+                        memcpy(dst + j0, carried + j0, nj * sizeof(float));
+                    else
+                        for (int j = j0; j < j1; j++)
+                            dst[j] = carried[j] + g[j];
+                }
+                cell_backward_args a = {
+                    .B = B,
+                    .H = H,
+                    .j0 = j0,
+                    .j1 = j1,
+                    .act = db->act + t * BGH,
+                    .aux = db->aux ? db->aux + t * BH : NULL,
+                    .h_prev = db->hprev + t * BH,
+                    .c_prev = has_c ? db->cprev + t * BH : NULL,
+                    .c = has_c ? db->c + t * BH : NULL,
+                    .dh = rnn->dh_total,
+                    .dc = has_c ? rnn->c_run : NULL,
+                    .dgx = dgx + t * BGH,
+                    .dgh = dgh + t * BGH,
+                    .dh_prev = rnn->dh_run,
+                    .active = active,
+                };
+                rnn->step_backward(&a);
+            }
+#pragma omp barrier
+            /* dh_{t-1}[:, j0..j1) += dgh_t W_hh[:, j0..j1): [B, G*H] x [G*H, nj] */
+            if (nj > 0)
+                recur_gemm(false, false, B, nj, GH, 1.0f, dgh + t * BGH, GH, p.w_hh + j0, H, 1.0f,
+                           rnn->dh_run + j0, H);
         }
-        cell_backward_args a = {
-            .B = B, .H = H, .act = db->act + t * BGH, .aux = db->aux ? db->aux + t * BH : NULL,
-            .h_prev = db->hprev + t * BH,
-            .c_prev = rnn->cell->has_c ? db->cprev + t * BH : NULL,
-            .c = rnn->cell->has_c ? db->c + t * BH : NULL, .dh = rnn->dh_total,
-            .dc = rnn->cell->has_c ? rnn->c_run : NULL, .dgx = dgx + t * BGH,
-            .dgh = dgh + t * BGH, .dh_prev = rnn->dh_run, .active = active,
-        };
-        rnn->step_backward(&a);
-        /* dh_{t-1} += dgh_t W_hh: [B, G*H] x [G*H, H] */
-        recur_gemm(false, false, B, H, GH, 1.0f, dgh + t * BGH, GH, p.w_hh, H, 1.0f, rnn->dh_run,
-                   H);
     }
     if (dh0)
         memcpy(dh0, rnn->dh_run, BH * sizeof(float));
-    if (dc0 && rnn->cell->has_c)
+    if (dc0 && has_c)
         memcpy(dc0, rnn->c_run, BH * sizeof(float));
 
     const int rows = T * B;
@@ -645,8 +750,8 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
     if (!rnn || !grad_in || !grad_out)
         return recur__error(RECUR_E_INVALID, "recur_rnn_backward: NULL argument");
     if (!rnn->trained)
-        return recur__error(RECUR_E_STATE,
-                            "recur_rnn_backward: no RECUR_MODE_TRAIN forward pass to differentiate");
+        return recur__error(
+            RECUR_E_STATE, "recur_rnn_backward: no RECUR_MODE_TRAIN forward pass to differentiate");
     const recur_rnn_config *c = &rnn->config;
     const int T = rnn->T, B = rnn->B, L = c->num_layers, D = rnn->D, H = c->hidden_size;
     const size_t rows = (size_t)T * B, DH = (size_t)D * H, BH = (size_t)B * H;
@@ -685,11 +790,11 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
 struct recur_rnn_stream {
     const recur_rnn *rnn;
     int B;
-    float *h, *c;      /* [L, B, H] */
-    float *xg, *hg;    /* [B, G*H] */
-    float *act;        /* [B, G*H] */
-    float *aux;        /* [B, H] */
-    float *x_next;     /* [B, H] the layer output fed upward */
+    float *h, *c;   /* [L, B, H] */
+    float *xg, *hg; /* [B, G*H] */
+    float *act;     /* [B, G*H] */
+    float *aux;     /* [B, H] */
+    float *x_next;  /* [B, H] the layer output fed upward */
 };
 
 int recur_rnn_stream_create(const recur_rnn *rnn, int B, recur_rnn_stream **out)
@@ -768,8 +873,20 @@ int recur_rnn_stream_step(recur_rnn_stream *s, const float *x, float *y)
                    GH);
         recur_gemm(false, true, B, GH, H, 1.0f, h, H, p.w_hh, H, 0.0f, s->hg, GH);
         cell_forward_args a = {
-            .B = B, .H = H, .xg = s->xg, .hg = s->hg, .b_ih = p.b_ih, .b_hh = p.b_hh,
-            .h_prev = h, .c_prev = cs, .h = h, .c = cs, .act = s->act, .aux = s->aux,
+            .B = B,
+            .H = H,
+            .j0 = 0,
+            .j1 = H,
+            .xg = s->xg,
+            .hg = s->hg,
+            .b_ih = p.b_ih,
+            .b_hh = p.b_hh,
+            .h_prev = h,
+            .c_prev = cs,
+            .h = h,
+            .c = cs,
+            .act = s->act,
+            .aux = s->aux,
             .active = NULL,
         };
         rnn->step_forward(&a);

@@ -82,6 +82,15 @@ void recur_set_threads(int n)
 #endif
 }
 
+int recur__thread_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 int recur_get_threads(void)
 {
 #ifdef _OPENMP
