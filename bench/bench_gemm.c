@@ -20,7 +20,11 @@ static double now(void)
 int main(int argc, char **argv)
 {
     recur_set_threads(argc > 1 ? atoi(argv[1]) : 0);
-    const struct { const char *what; bool ta, tb; int M, N, K; } cases[] = {
+    const struct {
+        const char *what;
+        bool ta, tb;
+        int M, N, K;
+    } cases[] = {
         {"input projection  NT", false, true, 3200, 2048, 512},
         {"recurrent step    NT", false, true, 32, 2048, 512},
         {"recurrent step    NT", false, true, 64, 4096, 1024},
@@ -48,7 +52,8 @@ int main(int argc, char **argv)
             reps++;
         } while (now() - t0 < 0.5);
         double dt = (now() - t0) / reps;
-        printf("%-22s %6d %6d %6d %10.1f %9.1f\n", cases[c].what, M, N, K, dt * 1e6, flops / dt * 1e-9);
+        printf("%-22s %6d %6d %6d %10.1f %9.1f\n", cases[c].what, M, N, K, dt * 1e6,
+               flops / dt * 1e-9);
         free(A), free(B), free(C);
     }
     return 0;
