@@ -1,0 +1,91 @@
+/* eval.c - `recur eval`: the mean cross-entropy (nats per character) of a
+ * checkpoint predicting every character of a text from all those before it:
+ * zero initial state, the state carried through the whole file, so the
+ * first character is not predicted and chars = number of predictions.
+ * Also bits per character (loss / ln 2) and perplexity (exp(loss)). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *cmd = "eval";
+    const char *model_path = NULL, *data_path = NULL;
+    int json = 0, chunk = 256, threads = 0;
+    cli_option options[] = {
+        {"model", CLI_STRING, &model_path, "CKPT", "checkpoint to evaluate (.safetensors)", 0, 0,
+         NULL, "required", 0, 0},
+        {"data", CLI_STRING, &data_path, "FILE", "text to evaluate on", 0, 0, NULL, "required",
+         0, 0},
+        {"json", CLI_FLAG, &json, NULL,
+         "print one JSON object {loss, bpc, perplexity, chars} on stdout", 0, 0, NULL, NULL, 0, 0},
+        {"chunk", CLI_INT, &chunk, "N",
+         "steps per forward call (the state is carried, so only rounding depends on it)", 1,
+         1 << 20, NULL, NULL, 0, 0},
+        {"threads", CLI_INT, &threads, "N", "threads for the matrix products (0: all cores)", 0,
+         4096, NULL, "all cores", 0, 0},
+        CLI_END};
+    int status = cli_parse(cmd, options, argc, argv, "--model CKPT --data FILE [options]",
+                           "Mean cross-entropy in nats per character of predicting each "
+                           "character of FILE from all\nthose before it (zero initial state, "
+                           "state carried through the whole file), bits per\ncharacter and "
+                           "perplexity.");
+    if (status == CLI_HELP_SHOWN)
+        return CLI_OK;
+    if (status)
+        return status;
+    if (!model_path)
+        return cli_usage(cmd, "--model CKPT is required");
+    if (!data_path)
+        return cli_usage(cmd, "--data FILE is required");
+    recur_set_threads(threads);
+
+    recur_lm *lm = NULL;
+    recur_vocab *vocab = NULL;
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    int32_t *ids = NULL;
+    int rc = CLI_FAILURE;
+    if (recur_checkpoint_load(model_path, &lm, &vocab, NULL)) {
+        cli_fail(cmd, "Check the path, or retrain; a file written by PyTorch needs the \"recur\" "
+                 "metadata (docs/checkpoints.md).", "cannot load the model: %s",
+                 recur_last_error());
+        goto done;
+    }
+    if (recur_text_read_file(data_path, &text, &len)) {
+        cli_fail(cmd, "", "%s", recur_last_error());
+        goto done;
+    }
+    if (recur_vocab_encode(vocab, text, len, &ids, &n)) {
+        cli_fail(cmd, "The model can only score text made of the characters it was trained on.",
+                 "%s: %s", data_path, recur_last_error());
+        goto done;
+    }
+    if (n < 2) {
+        cli_fail(cmd, "", "%s: %zu character(s): at least 2 are needed (the first is never "
+                 "predicted)", data_path, n);
+        goto done;
+    }
+    double loss = 0.0;
+    size_t count = 0;
+    if (cli_evaluate(lm, ids, n, 1, chunk, &loss, &count)) {
+        cli_fail(cmd, "", "evaluation failed: %s", recur_last_error());
+        goto done;
+    }
+    const double bpc = loss / log(2.0), perplexity = exp(loss);
+    if (json)
+        printf("{\"loss\": %.9g, \"bpc\": %.9g, \"perplexity\": %.9g, \"chars\": %zu}\n", loss,
+               bpc, perplexity, count);
+    else
+        printf("loss %.6f nats/char, %.6f bits/char, perplexity %.4f over %zu characters\n", loss,
+               bpc, perplexity, count);
+    rc = CLI_OK;
+done:
+    recur_free(ids);
+    recur_free(text);
+    recur_vocab_free(vocab);
+    recur_lm_free(lm);
+    return rc;
+}

@@ -1,0 +1,778 @@
+/* test_cli.c - end-to-end tests of the `recur` tool and of LM checkpoints.
+ * Runs the built binary (path in argv[1], else RECUR_BINARY_DIR/recur) on a
+ * 30 KB slice of tiny Shakespeare with tiny models, in a fresh temporary
+ * folder: --help and --version; bad flags and values (exit 2); training
+ * makes the loss fall; eval reproduces the validation loss of training;
+ * resume exactness (N steps == N/2 + --resume N/2: same metrics rows and
+ * bit-identical weights, optimizer moments, carried state and RNG);
+ * sampling determinism; NaN handling (stop: exit 1, last checkpoint intact;
+ * skip: continues); corrupt and inconsistent checkpoints (exit 1 with a
+ * message, never a crash; library messages name the problem); SIGKILL at
+ * random moments during frequent saves (latest always loads); Ctrl-C saves
+ * and exits 0; model-only checkpoints load for eval but cannot resume. */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "recur.h"
+
+extern char **environ;
+
+static const char *recur_bin;
+static char dir[256];      /* the temporary folder */
+static char text_path[512]; /* the training text */
+static char last_out[600], last_err[600];
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static char *read_all(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len + 1);
+    size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
+    fclose(f);
+    if (!buf)
+        return NULL;
+    buf[got] = '\0';
+    if (len_out)
+        *len_out = got;
+    return buf;
+}
+
+static int write_all(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t put = fwrite(data, 1, len, f);
+    fclose(f);
+    return put == len ? 0 : -1;
+}
+
+static void path_of(char *out, size_t size, const char *name)
+{
+    snprintf(out, size, "%s/%s", dir, name);
+}
+
+/* Starts `recur args...` with stdout/stderr into dir/<tag>.out/.err. */
+static pid_t spawn_recur(const char *tag, const char *const *args)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = recur_bin;
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    snprintf(last_out, sizeof last_out, "%s/%s.out", dir, tag);
+    snprintf(last_err, sizeof last_err, "%s/%s.err", dir, tag);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, last_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, last_err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    if (posix_spawn(&pid, recur_bin, &fa, NULL, (char *const *)argv, environ) != 0)
+        pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
+}
+
+/* Exit status, or 128 + signal number when killed. */
+static int wait_status(pid_t pid)
+{
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Runs recur with a NULL-terminated argument list; returns the exit code. */
+static int recur(const char *tag, ...)
+{
+    const char *args[64];
+    int n = 0;
+    va_list ap;
+    va_start(ap, tag);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && n < 63)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return wait_status(spawn_recur(tag, args));
+}
+
+static int contains(const char *path, const char *needle)
+{
+    char *text = read_all(path, NULL);
+    int found = text && strstr(text, needle) != NULL;
+    free(text);
+    return found;
+}
+
+/* Checks an exit code; on failure prints the command's stderr. */
+#define CHECK_EXIT(got, want)                                                              \
+    do {                                                                                   \
+        int exit_got_ = (got);                                                             \
+        CHECK_MSG(exit_got_ == (want), "exit code %d, expected %d", exit_got_, (want));    \
+        if (exit_got_ != (want)) {                                                         \
+            char *err_ = read_all(last_err, NULL);                                         \
+            fprintf(stderr, "  stderr (%s):\n%s\n", last_err, err_ ? err_ : "(none)");      \
+            free(err_);                                                                    \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_STDERR_MENTIONS(needle)                                                      \
+    CHECK_MSG(contains(last_err, needle), "stderr %s lacks \"%s\"", last_err, needle)
+
+/* One row of metrics.csv: step and the columns that must be reproducible
+ * (everything but tokens_per_s and elapsed_s), as text. */
+typedef struct csv_row {
+    long step;
+    char fields[256];
+    double train_loss, val_loss;
+} csv_row;
+
+static int read_metrics(const char *path, csv_row *rows, int max)
+{
+    char *text = read_all(path, NULL);
+    if (!text)
+        return -1;
+    int n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && n < max;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "step,", 5) == 0)
+            continue;
+        char *cols[9] = {0};
+        int k = 0;
+        for (char *p = line; k < 9; k++) {
+            cols[k] = p;
+            char *comma = strchr(p, ',');
+            if (!comma) {
+                k++;
+                break;
+            }
+            *comma = '\0';
+            p = comma + 1;
+        }
+        if (k != 9)
+            continue;
+        csv_row *r = &rows[n++];
+        r->step = strtol(cols[0], NULL, 10);
+        r->train_loss = cols[2][0] ? strtod(cols[2], NULL) : NAN;
+        r->val_loss = cols[3][0] ? strtod(cols[3], NULL) : NAN;
+        snprintf(r->fields, sizeof r->fields, "%s,%s,%s,%s,%s,%s,%s", cols[0], cols[1], cols[2],
+                 cols[3], cols[4], cols[6], cols[7]);
+    }
+    free(text);
+    return n;
+}
+
+static int load_ok(const char *path, recur_lm **lm, recur_vocab **vocab, recur_train_state **ts)
+{
+    return recur_checkpoint_load(path, lm, vocab, ts);
+}
+
+/* Common flags of a tiny run. */
+#define TINY "--data", text_path, "--hidden", "32", "--layers", "1", "--embed", "16", \
+             "--seq-len", "25", "--batch", "8", "--threads", "1"
+
+/* ---- the tests ------------------------------------------------------------ */
+
+static void test_help_and_version(void)
+{
+    CHECK_EXIT(recur("version", "--version", NULL), 0);
+    CHECK_MSG(contains(last_out, RECUR_VERSION_STRING), "--version lacks the version");
+    CHECK_EXIT(recur("help", "--help", NULL), 0);
+    CHECK_MSG(contains(last_out, "train") && contains(last_out, "sample") &&
+              contains(last_out, "eval"), "--help lacks the commands");
+    CHECK_EXIT(recur("none", NULL), 2);
+    CHECK_EXIT(recur("unknown_command", "fly", NULL), 2);
+
+    static const char *const train_opts[] = {
+        "--data", "--cell", "--hidden", "--layers", "--embed", "--seq-len", "--batch",
+        "--steps", "--epochs", "--time", "--optimizer", "--lr", "--momentum", "--nesterov",
+        "--weight-decay", "--beta1", "--beta2", "--eps", "--alpha", "--schedule", "--warmup",
+        "--clip", "--clip-value", "--dropout", "--seed", "--out", "--resume", "--val-fraction",
+        "--val-every", "--save-every", "--sample-every", "--sample-length", "--log-every",
+        "--byte-level", "--threads", "--on-nan", "--metrics", "(default: 256)",
+        "(default: lstm)", "(default: 100)", "(default: 32)", "(default: 0.002)",
+        "(default: 5)", NULL};
+    CHECK_EXIT(recur("train_help", "train", "--help", NULL), 0);
+    for (int i = 0; train_opts[i]; i++)
+        CHECK_MSG(contains(last_out, train_opts[i]), "train --help lacks %s", train_opts[i]);
+    static const char *const sample_opts[] = {"--model", "--prime", "--length", "--temperature",
+                                              "--top-k", "--top-p", "--seed", "(default: 500)",
+                                              NULL};
+    CHECK_EXIT(recur("sample_help", "sample", "--help", NULL), 0);
+    for (int i = 0; sample_opts[i]; i++)
+        CHECK_MSG(contains(last_out, sample_opts[i]), "sample --help lacks %s", sample_opts[i]);
+    CHECK_EXIT(recur("eval_help", "eval", "--help", NULL), 0);
+    CHECK_MSG(contains(last_out, "--model") && contains(last_out, "--data") &&
+              contains(last_out, "--json"), "eval --help lacks an option");
+}
+
+static void test_bad_flags(void)
+{
+    CHECK_EXIT(recur("bad1", "train", "--data", text_path, "--hiden", "3", NULL), 2);
+    CHECK_STDERR_MENTIONS("unknown option '--hiden'");
+    CHECK_EXIT(recur("bad2", "train", "--data", text_path, "--hidden", "abc", NULL), 2);
+    CHECK_STDERR_MENTIONS("'abc' is not an integer");
+    CHECK_EXIT(recur("bad3", "train", "--data", text_path, "--hidden", "0", NULL), 2);
+    CHECK_STDERR_MENTIONS("out of range");
+    CHECK_EXIT(recur("bad4", "train", "--data", text_path, "--cell", "transformer", NULL), 2);
+    CHECK_STDERR_MENTIONS("lstm, gru, rnn_tanh, rnn_relu");
+    CHECK_EXIT(recur("bad5", "train", "--data", text_path, "--lr", NULL), 2);
+    CHECK_STDERR_MENTIONS("needs a value");
+    CHECK_EXIT(recur("bad6", "train", "--lr", "0.1", NULL), 2);
+    CHECK_STDERR_MENTIONS("--data");
+    CHECK_EXIT(recur("bad7", "train", "--data", text_path, "--lr", "nan", NULL), 2);
+    CHECK_EXIT(recur("bad8", "train", "--data", text_path, "--schedule", "cosine", "--time", "5",
+                     NULL), 2);
+    CHECK_STDERR_MENTIONS("--decay-steps");
+    CHECK_EXIT(recur("bad9", "train", "--data", text_path, "--optimizer", "sgd", "--nesterov",
+                     NULL), 2);
+    CHECK_STDERR_MENTIONS("nesterov");
+    CHECK_EXIT(recur("bad10", "train", "--data", text_path, "stray", NULL), 2);
+    CHECK_EXIT(recur("bad11", "sample", "--length", "5", NULL), 2);
+    CHECK_STDERR_MENTIONS("--model");
+    CHECK_EXIT(recur("bad12", "sample", "--model", "x", "--temperature", "0", NULL), 2);
+    CHECK_EXIT(recur("bad13", "sample", "--model", "x", "--top-p", "1.5", NULL), 2);
+    CHECK_EXIT(recur("bad14", "eval", "--model", "x", NULL), 2);
+    CHECK_EXIT(recur("bad15", "eval", "--data", text_path, "--json=maybe", NULL), 2);
+}
+
+static void test_train_eval_sample(void)
+{
+    char out[512], metrics[600], latest[600], val_path[600];
+    path_of(out, sizeof out, "run_main");
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", out);
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    CHECK_EXIT(recur("train_main", "train", "--data", text_path, "--out", out, "--hidden", "64",
+                     "--layers", "1", "--embed", "16", "--seq-len", "25", "--batch", "16",
+                     "--lr", "0.01", "--steps", "90", "--val-every", "30", "--log-every", "10",
+                     "--threads", "1", "--sample-every", "90", "--sample-length", "50", NULL), 0);
+    CHECK_STDERR_MENTIONS("seed 1");
+    CHECK_STDERR_MENTIONS("command line: recur train");
+    CHECK_STDERR_MENTIONS("sample at step 90");
+    csv_row rows[64];
+    int n = read_metrics(metrics, rows, 64);
+    CHECK_MSG(n == 9, "metrics.csv has %d rows, expected 9", n);
+    if (n < 9)
+        return;
+    CHECK(rows[0].step == 10 && rows[8].step == 90);
+    /* the loss falls: from about ln(V) ~ 4.1 to well below */
+    const double first_train = rows[0].train_loss, last_train = rows[8].train_loss;
+    CHECK_MSG(last_train < first_train - 0.6, "train loss %g -> %g did not fall", first_train,
+              last_train);
+    CHECK_MSG(isfinite(rows[2].val_loss) && isfinite(rows[8].val_loss) &&
+              rows[8].val_loss < rows[2].val_loss - 0.2,
+              "validation loss %g (step 30) -> %g (step 90) did not fall", rows[2].val_loss,
+              rows[8].val_loss);
+    CHECK_MSG(rows[8].val_loss < 3.2, "final validation loss %g", rows[8].val_loss);
+    CHECK_MSG(isnan(rows[0].val_loss), "validation at step 10 not expected");
+
+    /* the checkpoint reloads, and eval gives a finite plausible value on the
+     * validation tail (one stream, so close to but not exactly the B-stream
+     * number of training) */
+    size_t text_len = 0;
+    char *text = read_all(text_path, &text_len);
+    size_t val_len = (size_t)llround((double)text_len * 0.1);
+    path_of(val_path, sizeof val_path, "val.txt");
+    write_all(val_path, text + text_len - val_len, val_len);
+    CHECK_EXIT(recur("eval_main", "eval", "--model", latest, "--data", val_path, "--json", NULL),
+               0);
+    char *json = read_all(last_out, NULL);
+    double loss = NAN, bpc = NAN, ppl = NAN;
+    long chars = 0;
+    CHECK_MSG(json && sscanf(json, "{\"loss\": %lf, \"bpc\": %lf, \"perplexity\": %lf, "
+                             "\"chars\": %ld}", &loss, &bpc, &ppl, &chars) == 4,
+              "eval --json printed \"%s\"", json ? json : "");
+    free(json);
+    CHECK_NEAR(loss, rows[8].val_loss, 0.05);
+    CHECK_NEAR(bpc, loss / log(2.0), 1e-6);
+    CHECK_NEAR(ppl, exp(loss), 1e-4 * exp(loss));
+    CHECK(chars == (long)val_len - 1);
+
+    /* same protocol with one stream: eval must give the training's number */
+    char out1[512], latest1[600], metrics1[600];
+    path_of(out1, sizeof out1, "run_b1");
+    snprintf(latest1, sizeof latest1, "%s/latest.safetensors", out1);
+    snprintf(metrics1, sizeof metrics1, "%s/metrics.csv", out1);
+    CHECK_EXIT(recur("train_b1", "train", "--data", text_path, "--out", out1, "--hidden", "32",
+                     "--layers", "2", "--embed", "8", "--seq-len", "30", "--batch", "1",
+                     "--cell", "gru", "--steps", "12", "--val-every", "6", "--threads", "1",
+                     NULL), 0);
+    n = read_metrics(metrics1, rows, 64);
+    CHECK_EXIT(recur("eval_b1", "eval", "--model", latest1, "--data", val_path, "--json", NULL),
+               0);
+    json = read_all(last_out, NULL);
+    CHECK(json && sscanf(json, "{\"loss\": %lf", &loss) == 1);
+    free(json);
+    CHECK_MSG(n >= 1, "no metrics rows");
+    if (n >= 1)
+        CHECK_NEAR(loss, rows[n - 1].val_loss, 2e-6);
+
+    /* eval: a character outside the vocabulary is named with its position */
+    char odd_path[600];
+    path_of(odd_path, sizeof odd_path, "odd.txt");
+    write_all(odd_path, "ROMEO:\nhello ~ world\n", 21);
+    CHECK_EXIT(recur("eval_odd", "eval", "--model", latest, "--data", odd_path, NULL), 1);
+    CHECK_STDERR_MENTIONS("'~'");
+    CHECK_STDERR_MENTIONS("character 13");
+
+    /* sampling determinism */
+    CHECK_EXIT(recur("s1", "sample", "--model", latest, "--seed", "7", "--length", "200",
+                     "--prime", "ROMEO:", NULL), 0);
+    char *s1 = read_all(last_out, NULL);
+    CHECK_EXIT(recur("s2", "sample", "--model", latest, "--seed", "7", "--length", "200",
+                     "--prime", "ROMEO:", NULL), 0);
+    char *s2 = read_all(last_out, NULL);
+    CHECK_EXIT(recur("s3", "sample", "--model", latest, "--seed", "8", "--length", "200",
+                     "--prime", "ROMEO:", NULL), 0);
+    char *s3 = read_all(last_out, NULL);
+    CHECK(s1 && s2 && s3);
+    if (s1 && s2 && s3) {
+        CHECK_MSG(strcmp(s1, s2) == 0, "same seed, different text");
+        CHECK_MSG(strcmp(s1, s3) != 0, "different seeds, same text");
+        CHECK_MSG(strlen(s1) == 206 && strncmp(s1, "ROMEO:", 6) == 0,
+                  "sample of %zu bytes, expected the prime and 200 characters", strlen(s1));
+    }
+    free(s1), free(s2), free(s3);
+    CHECK_EXIT(recur("s4", "sample", "--model", latest, "--seed", "7", "--length", "100",
+                     "--top-k", "3", "--temperature", "0.7", NULL), 0);
+    s1 = read_all(last_out, NULL);
+    CHECK_MSG(s1 && strlen(s1) == 100, "top-k sample has %zu bytes", s1 ? strlen(s1) : 0);
+    free(s1);
+    CHECK_EXIT(recur("s5", "sample", "--model", latest, "--prime", "\xce\xa9mega", NULL), 2);
+    CHECK_STDERR_MENTIONS("U+03A9");
+    free(text);
+}
+
+static int params_equal(recur_lm *a, recur_lm *b)
+{
+    return recur_lm_size(a) == recur_lm_size(b) &&
+           memcmp(recur_lm_params(a), recur_lm_params(b), recur_lm_size(a) * sizeof(float)) == 0;
+}
+
+static void test_resume_exact(void)
+{
+    char a[512], b[512], ma[600], mb[600], la[600], lb[600];
+    path_of(a, sizeof a, "resume_a");
+    path_of(b, sizeof b, "resume_b");
+    snprintf(ma, sizeof ma, "%s/metrics.csv", a);
+    snprintf(mb, sizeof mb, "%s/metrics.csv", b);
+    snprintf(la, sizeof la, "%s/latest.safetensors", a);
+    snprintf(lb, sizeof lb, "%s/latest.safetensors", b);
+#define RESUME_FLAGS "--data", text_path, "--hidden", "24", "--layers", "2", "--embed", "8", \
+                     "--seq-len", "20", "--batch", "6", "--dropout", "0.2", "--val-every", "10", \
+                     "--log-every", "5", "--save-every", "7", "--threads", "1", "--schedule", \
+                     "cosine", "--decay-steps", "40", "--warmup", "5"
+    CHECK_EXIT(recur("resume_a", "train", RESUME_FLAGS, "--out", a, "--steps", "40", NULL), 0);
+    CHECK_EXIT(recur("resume_b1", "train", RESUME_FLAGS, "--out", b, "--steps", "20", NULL), 0);
+    /* a frozen option cannot change; a new run cannot reuse the folder */
+    CHECK_EXIT(recur("resume_frozen", "train", "--resume", "--out", b, "--hidden", "64", NULL), 2);
+    CHECK_STDERR_MENTIONS("--hidden 64 differs");
+    CHECK_EXIT(recur("resume_exists", "train", RESUME_FLAGS, "--out", b, NULL), 1);
+    CHECK_STDERR_MENTIONS("--resume");
+    CHECK_EXIT(recur("resume_b2", "train", "--resume", "--out", b, "--steps", "40", NULL), 0);
+    CHECK_STDERR_MENTIONS("continuing at step 20");
+
+    csv_row ra[32], rb[32];
+    int na = read_metrics(ma, ra, 32), nb = read_metrics(mb, rb, 32);
+    CHECK_MSG(na == 8 && nb == na, "metrics rows: %d uninterrupted, %d resumed", na, nb);
+    for (int i = 0; i < na && i < nb; i++)
+        CHECK_MSG(strcmp(ra[i].fields, rb[i].fields) == 0, "row %d differs:\n  %s\n  %s", i,
+                  ra[i].fields, rb[i].fields);
+
+    recur_lm *lma = NULL, *lmb = NULL;
+    recur_vocab *va = NULL, *vb = NULL;
+    recur_train_state *ta = NULL, *tb = NULL;
+    CHECK_OK(load_ok(la, &lma, &va, &ta));
+    CHECK_OK(load_ok(lb, &lmb, &vb, &tb));
+    if (lma && lmb && ta && tb) {
+        CHECK_MSG(params_equal(lma, lmb), "final weights differ");
+        CHECK(ta->step == 40 && tb->step == 40);
+        CHECK(ta->optim_step == tb->optim_step);
+        CHECK(ta->optim_state_count == tb->optim_state_count &&
+              memcmp(ta->optim_state, tb->optim_state,
+                     ta->optim_state_count * sizeof(float)) == 0);
+        size_t state = recur_lm_state_size(lma, ta->batch);
+        CHECK(memcmp(ta->h, tb->h, state * sizeof(float)) == 0);
+        CHECK(memcmp(ta->c, tb->c, state * sizeof(float)) == 0);
+        CHECK(memcmp(&ta->rng, &tb->rng, sizeof ta->rng) == 0);
+        CHECK(ta->position.epoch == tb->position.epoch &&
+              ta->position.offset == tb->position.offset);
+        CHECK(ta->best_val_loss == tb->best_val_loss && ta->best_step == tb->best_step);
+        CHECK(ta->schedule.kind == RECUR_SCHEDULE_COSINE && ta->schedule.total_steps == 40);
+        CHECK(recur_train_state_option(ta, "hidden") &&
+              strcmp(recur_train_state_option(ta, "hidden"), "24") == 0);
+    }
+    recur_lm_free(lma), recur_lm_free(lmb);
+    recur_vocab_free(va), recur_vocab_free(vb);
+    recur_train_state_free(ta), recur_train_state_free(tb);
+}
+
+static void test_nan(void)
+{
+    char out[512], latest[600];
+    path_of(out, sizeof out, "nan_stop");
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    CHECK_EXIT(recur("nan_stop", "train", TINY, "--out", out, "--steps", "40", "--save-every",
+                     "10", "--inject-nan", "15", NULL), 1);
+    CHECK_STDERR_MENTIONS("not finite");
+    CHECK_STDERR_MENTIONS("step 15");
+    CHECK_STDERR_MENTIONS("is intact");
+    recur_lm *lm = NULL;
+    recur_vocab *vocab = NULL;
+    recur_train_state *ts = NULL;
+    CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
+    CHECK(ts && ts->step == 10);
+    recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
+    CHECK_EXIT(recur("nan_eval", "eval", "--model", latest, "--data", text_path, NULL), 0);
+
+    path_of(out, sizeof out, "nan_skip");
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    CHECK_EXIT(recur("nan_skip", "train", TINY, "--out", out, "--steps", "30", "--inject-nan",
+                     "15", "--on-nan", "skip", NULL), 0);
+    CHECK_STDERR_MENTIONS("update skipped");
+    lm = NULL, vocab = NULL, ts = NULL;
+    CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
+    CHECK(ts && ts->step == 30 && ts->optim_step == 29);
+    recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
+}
+
+/* Writes a checkpoint of `lm` with one thing changed, for the validation
+ * tests of the loader. */
+typedef enum { DROP_TENSOR, BAD_SHAPE, BAD_JSON, UNKNOWN_CELL, VOCAB_MISMATCH, NO_META,
+               EXTRA_TENSOR, NEWER_FORMAT } breakage;
+
+static void write_broken(const char *path, recur_lm *lm, const recur_vocab *vocab, breakage how)
+{
+    recur_st_writer *w = NULL;
+    recur_st_writer_create(&w);
+    const float *p = recur_lm_params(lm);
+    for (int i = 0; i < recur_lm_tensor_count(lm); i++) {
+        const recur_param_view *v = recur_lm_tensor_at(lm, i);
+        if (how == DROP_TENSOR && strcmp(v->name, "rnn.bias_hh_l0") == 0)
+            continue;
+        int64_t shape[2] = {v->shape[0], v->shape[1]};
+        if (how == BAD_SHAPE && strcmp(v->name, "head.weight") == 0) {
+            shape[0] = v->shape[1];
+            shape[1] = v->shape[0];
+        }
+        recur_st_writer_add(w, v->name, RECUR_DTYPE_F32, v->ndim, shape, p + v->offset);
+    }
+    if (how == EXTRA_TENSOR)
+        recur_st_writer_add(w, "rnn.weight_hr_l0", RECUR_DTYPE_F32, 1, (int64_t[]){1}, p);
+    char *vocab_json = NULL;
+    recur_vocab_to_json(vocab, &vocab_json);
+    const recur_lm_config *c = recur_lm_get_config(lm);
+    char meta[16384];
+    int V = c->vocab_size;
+    const char *vj = vocab_json;
+    char shorter[8192];
+    if (how == VOCAB_MISMATCH) { /* drop the last entry of the vocabulary */
+        snprintf(shorter, sizeof shorter, "%s", vocab_json);
+        char *last = strrchr(shorter, ',');
+        if (last)
+            strcpy(last, "]");
+        vj = shorter;
+        V = V - 1;
+    }
+    snprintf(meta, sizeof meta,
+             "{\"format\": %d, \"cell\": \"%s\", \"vocab_size\": %d, \"embedding_size\": %d, "
+             "\"hidden_size\": %d, \"num_layers\": %d, \"bidirectional\": false, \"dropout\": 0, "
+             "\"vocab_kind\": \"char\", \"vocab\": %s}%s",
+             how == NEWER_FORMAT ? 99 : 1, how == UNKNOWN_CELL ? "mamba" : recur_cell_name(c->cell),
+             V, c->embedding_size, c->hidden_size, c->num_layers, vj,
+             how == BAD_JSON ? "}" : "");
+    if (how != NO_META)
+        recur_st_writer_metadata(w, "recur", meta);
+    CHECK_OK(recur_st_writer_save(w, path));
+    recur_st_writer_free(w);
+    recur_free(vocab_json);
+}
+
+static void test_corrupt(void)
+{
+    char out[512], latest[600], bad[600];
+    path_of(out, sizeof out, "corrupt");
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    CHECK_EXIT(recur("corrupt_train", "train", TINY, "--out", out, "--steps", "5", NULL), 0);
+    size_t len = 0;
+    char *image = read_all(latest, &len);
+    CHECK(image && len > 1000);
+    if (!image)
+        return;
+    path_of(bad, sizeof bad, "bad.safetensors");
+
+    /* damaged files: every command fails cleanly with exit 1 */
+    struct {
+        const char *what, *needle;
+        size_t keep;
+        long flip; /* byte to garble, -1: none */
+    } cases[] = {
+        {"truncated to half", "truncated", len / 2, -1},
+        {"truncated to 4 bytes", "truncated", 4, -1},
+        {"truncated by 1 byte", "truncated", len - 1, -1},
+        {"empty", "truncated", 0, -1},
+        {"garbled header", "JSON", len, 20},
+        {"garbled length", "header", len, 5},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *copy = malloc(len);
+        memcpy(copy, image, len);
+        if (cases[i].flip >= 0)
+            copy[cases[i].flip] = (char)0xff;
+        write_all(bad, copy, cases[i].keep);
+        free(copy);
+        CHECK_EXIT(recur("corrupt_eval", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_MSG(contains(last_err, "error") && contains(last_err, cases[i].needle),
+                  "%s: stderr %s lacks \"%s\"", cases[i].what, last_err, cases[i].needle);
+        CHECK_EXIT(recur("corrupt_sample", "sample", "--model", bad, "--seed", "1", NULL), 1);
+    }
+    /* random bytes and a missing file */
+    {
+        char noise[4096];
+        uint64_t x = 12345;
+        for (size_t i = 0; i < sizeof noise; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            noise[i] = (char)(x >> 56);
+        }
+        write_all(bad, noise, sizeof noise);
+        CHECK_EXIT(recur("corrupt_noise", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_EXIT(recur("missing", "eval", "--model", "/nonexistent/x.safetensors", "--data",
+                         text_path, NULL), 1);
+        CHECK_STDERR_MENTIONS("/nonexistent/x.safetensors");
+    }
+    free(image);
+    image = NULL;
+
+    /* inconsistent checkpoints: the loader names the problem */
+    recur_lm *lm = NULL, *lm2 = NULL;
+    recur_vocab *vocab = NULL, *vocab2 = NULL;
+    CHECK_OK(load_ok(latest, &lm, &vocab, NULL));
+    if (!lm)
+        return;
+    struct {
+        breakage how;
+        int status;
+        const char *needle;
+    } broken[] = {
+        {DROP_TENSOR, RECUR_E_FORMAT, "missing tensor 'rnn.bias_hh_l0'"},
+        {BAD_SHAPE, RECUR_E_FORMAT, "tensor 'head.weight' has shape"},
+        {BAD_JSON, RECUR_E_FORMAT, "not valid JSON"},
+        {UNKNOWN_CELL, RECUR_E_FORMAT, "unknown cell \"mamba\""},
+        {VOCAB_MISMATCH, RECUR_E_FORMAT, "embedding.weight has"},
+        {NO_META, RECUR_E_FORMAT, "no \"recur\" entry"},
+        {EXTRA_TENSOR, RECUR_E_FORMAT, "unexpected tensor 'rnn.weight_hr_l0'"},
+        {NEWER_FORMAT, RECUR_E_UNSUPPORTED, "newer"},
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        write_broken(bad, lm, vocab, broken[i].how);
+        CHECK_STATUS(recur_checkpoint_load(bad, &lm2, &vocab2, NULL), broken[i].status);
+        CHECK_ERROR_MENTIONS(broken[i].needle);
+        CHECK_ERROR_MENTIONS(bad);
+        CHECK(lm2 == NULL && vocab2 == NULL);
+        CHECK_EXIT(recur("broken_eval", "eval", "--model", bad, "--data", text_path, NULL), 1);
+    }
+
+    /* garbled weights: a NaN bit pattern in head.bias, the last tensor of a
+     * model-only file */
+    CHECK_OK(recur_checkpoint_save(bad, lm, vocab, NULL));
+    image = read_all(bad, &len);
+    if (image && len > 4) {
+        memset(image + len - 4, 0xff, 4);
+        write_all(bad, image, len);
+        CHECK_EXIT(recur("corrupt_nan", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_STDERR_MENTIONS("'head.bias' holds NaN");
+    }
+    free(image);
+
+    /* a model-only checkpoint (as PyTorch writes) evaluates and samples, but
+     * cannot be resumed */
+    char model_only_dir[512], model_only[600];
+    path_of(model_only_dir, sizeof model_only_dir, "model_only");
+    mkdir(model_only_dir, 0777);
+    snprintf(model_only, sizeof model_only, "%s/latest.safetensors", model_only_dir);
+    CHECK_OK(recur_checkpoint_save(model_only, lm, vocab, NULL));
+    recur_train_state *ts = (recur_train_state *)1;
+    CHECK_OK(recur_checkpoint_load(model_only, &lm2, &vocab2, &ts));
+    CHECK(ts == NULL && lm2 && params_equal(lm, lm2));
+    recur_lm_free(lm2), recur_vocab_free(vocab2);
+    CHECK_EXIT(recur("model_only_eval", "eval", "--model", model_only, "--data", text_path, NULL),
+               0);
+    CHECK_EXIT(recur("model_only_sample", "sample", "--model", model_only, "--seed", "2",
+                     "--length", "20", NULL), 0);
+    CHECK_EXIT(recur("model_only_resume", "train", "--resume", "--out", model_only_dir, NULL), 1);
+    CHECK_STDERR_MENTIONS("no training state");
+    recur_lm_free(lm), recur_vocab_free(vocab);
+}
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Waits (up to 20 s) until path exists. */
+static int wait_for(const char *path)
+{
+    struct stat info;
+    for (double t0 = now_s(); now_s() - t0 < 20;) {
+        if (stat(path, &info) == 0)
+            return 1;
+        sleep_us(5000);
+    }
+    return 0;
+}
+
+static void test_kill_during_saves(void)
+{
+    char out[512], latest[600];
+    path_of(out, sizeof out, "kill");
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    const char *first[] = {"train", TINY, "--out", out, "--steps", "1000000", "--save-every", "1",
+                           "--val-every", "0", "--log-every", "1000", NULL};
+    const char *again[] = {"train", "--resume", "--out", out, "--threads", "1", NULL};
+    srand((unsigned)time(NULL));
+    int64_t last_step = -1;
+    for (int round = 0; round < 6; round++) {
+        pid_t pid = spawn_recur("kill_train", round == 0 ? first : again);
+        CHECK(pid > 0);
+        if (round == 0)
+            CHECK_MSG(wait_for(latest), "no checkpoint appeared");
+        sleep_us(30000 + rand() % 300000);
+        kill(pid, SIGKILL);
+        int status = wait_status(pid);
+        CHECK_MSG(status == 128 + SIGKILL, "round %d: training ended with %d before the kill",
+                  round, status);
+        recur_lm *lm = NULL;
+        recur_vocab *vocab = NULL;
+        recur_train_state *ts = NULL;
+        CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
+        CHECK(ts != NULL);
+        if (ts) {
+            CHECK_MSG(ts->step >= last_step, "round %d: step went back from %lld to %lld", round,
+                      (long long)last_step, (long long)ts->step);
+            last_step = ts->step;
+        }
+        recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
+        CHECK_EXIT(recur("kill_eval", "eval", "--model", latest, "--data", text_path, NULL), 0);
+    }
+    CHECK_MSG(last_step > 1, "training made no progress between kills (step %lld)",
+              (long long)last_step);
+}
+
+static void test_sigint(void)
+{
+    char out[512], latest[600];
+    path_of(out, sizeof out, "sigint");
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    const char *args[] = {"train", TINY, "--out", out, "--steps", "1000000", "--save-every", "20",
+                          "--val-every", "0", NULL};
+    pid_t pid = spawn_recur("sigint_train", args);
+    CHECK_MSG(wait_for(latest), "no checkpoint appeared");
+    kill(pid, SIGINT);
+    CHECK_EXIT(wait_status(pid), 0);
+    CHECK_STDERR_MENTIONS("interrupted at step");
+    CHECK_STDERR_MENTIONS("--resume");
+    recur_lm *lm = NULL;
+    recur_vocab *vocab = NULL;
+    recur_train_state *ts = NULL;
+    CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
+    CHECK(ts && ts->step >= 20);
+    recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
+}
+
+static void test_byte_level(void)
+{
+    char out[512], latest[600];
+    path_of(out, sizeof out, "bytes");
+    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    CHECK_EXIT(recur("bytes_train", "train", TINY, "--out", out, "--byte-level", "--cell",
+                     "rnn_tanh", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05",
+                     "--steps", "10", NULL), 0);
+    CHECK_EXIT(recur("bytes_sample", "sample", "--model", latest, "--seed", "3", "--length", "30",
+                     NULL), 0);
+    size_t len = 0;
+    free(read_all(last_out, &len));
+    CHECK(len == 30);
+    recur_lm *lm = NULL;
+    recur_vocab *vocab = NULL;
+    recur_train_state *ts = NULL;
+    CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
+    CHECK(vocab && recur_vocab_get_kind(vocab) == RECUR_VOCAB_BYTES && recur_vocab_size(vocab) == 256);
+    CHECK(ts && ts->optim.kind == RECUR_OPTIM_SGD && ts->optim_state_count == recur_lm_size(lm));
+    recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
+}
+
+int main(int argc, char **argv)
+{
+    recur_bin = argc > 1 ? argv[1] : RECUR_BINARY_DIR "/recur";
+    if (access(recur_bin, X_OK) != 0) {
+        fprintf(stderr, "test_cli: the recur binary %s is missing (build the 'recur' target)\n",
+                recur_bin);
+        return 1;
+    }
+    snprintf(dir, sizeof dir, "/tmp/recur_test_cli_XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    /* the first 30,000 characters of tiny Shakespeare */
+    size_t len = 0;
+    char *corpus = read_all(RECUR_SOURCE_DIR "/data/tinyshakespeare.txt", &len);
+    if (!corpus || len < 30000) {
+        fprintf(stderr, "test_cli: cannot read data/tinyshakespeare.txt\n");
+        return 1;
+    }
+    path_of(text_path, sizeof text_path, "text.txt");
+    write_all(text_path, corpus, 30000);
+    free(corpus);
+
+    test_help_and_version();
+    test_bad_flags();
+    test_train_eval_sample();
+    test_resume_exact();
+    test_nan();
+    test_corrupt();
+    test_kill_during_saves();
+    test_sigint();
+    test_byte_level();
+
+    if (!check_failed) {
+        const char *rm[] = {"rm", "-rf", dir, NULL};
+        pid_t pid;
+        if (posix_spawnp(&pid, "rm", NULL, NULL, (char *const *)rm, environ) == 0)
+            waitpid(pid, NULL, 0);
+    } else {
+        fprintf(stderr, "test_cli: files kept in %s\n", dir);
+    }
+    CHECK_DONE();
+}
