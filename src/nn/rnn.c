@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "barrier.h"
 #include "cell.h"
 #include "internal.h"
 #include "recur/rnn.h"
@@ -515,6 +516,8 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
         add_bias_free(db->cprev + (size_t)first * BH, c0, BH);
 
     const int P = loop_threads(H);
+    recur__barrier barrier;
+    recur__barrier_init(&barrier, P);
 #pragma omp parallel num_threads(P) if (P > 1)
     {
         int j0, j1;
@@ -570,7 +573,7 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
                                nj * sizeof(float));
                 }
             }
-#pragma omp barrier
+            recur__barrier_wait(&barrier);
         }
     }
     if (hn)
@@ -674,6 +677,8 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
         add_bias_free(rnn->c_run, dcn, BH); /* c_run holds dL/dc during backward */
 
     const int P = loop_threads(H);
+    recur__barrier barrier;
+    recur__barrier_init(&barrier, P);
 #pragma omp parallel num_threads(P) if (P > 1)
     {
         int j0, j1;
@@ -715,7 +720,7 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
                 };
                 rnn->step_backward(&a);
             }
-#pragma omp barrier
+            recur__barrier_wait(&barrier);
             /* dh_{t-1}[:, j0..j1) += dgh_t W_hh[:, j0..j1): [B, G*H] x [G*H, nj] */
             if (nj > 0)
                 recur_gemm(false, false, B, nj, GH, 1.0f, dgh + t * BGH, GH, p.w_hh + j0, H, 1.0f,
