@@ -401,7 +401,8 @@ static void stream_call(void *p)
 
 static int run_stream(const bench_options *o, const void *arg)
 {
-    (void)arg;
+    const recur_precision precision = arg ? *(const recur_precision *)arg : RECUR_PRECISION_F32;
+    const bool bf16 = precision == RECUR_PRECISION_BF16;
     recur_set_threads(o->threads);
     recur_rnn_config cfg = recur_rnn_config_default();
     cfg.cell = RECUR_CELL_LSTM;
@@ -414,7 +415,7 @@ static int run_stream(const bench_options *o, const void *arg)
     recur_rng_seed(&rng, 1);
     recur_rnn_init(rnn, &rng);
     stream_ctx s;
-    if (recur_rnn_stream_create(rnn, 1, &s.stream))
+    if (recur_rnn_stream_create_with(rnn, 1, precision, &s.stream))
         die_recur("stream create");
     float x[STREAM_I], y[STREAM_H];
     for (int i = 0; i < STREAM_I; i++)
@@ -422,9 +423,11 @@ static int run_stream(const bench_options *o, const void *arg)
     s.x = x;
     s.y = y;
     bench_result r = {
-        .threads = o->threads, .tokens = 1, .streaming = true, .peak_gflops = peak->fp32_n};
-    snprintf(r.id, sizeof r.id, "stream_lstm");
-    snprintf(r.what, sizeof r.what, "streaming lstm step I=%d H=%d B=1", STREAM_I, STREAM_H);
+        .threads = o->threads, .tokens = 1, .streaming = true,
+        .peak_gflops = bf16 ? peak->bf16_n : peak->fp32_n};
+    snprintf(r.id, sizeof r.id, bf16 ? "stream_lstm_bf16" : "stream_lstm");
+    snprintf(r.what, sizeof r.what, "streaming lstm step%s I=%d H=%d B=1", bf16 ? " bf16" : "",
+             STREAM_I, STREAM_H);
     r.flops = 2.0 * 4 * STREAM_H * (STREAM_I + STREAM_H);
     r.seconds = bench_time(stream_call, &s, o->seconds, &r.reps);
     bench_print(o, "recur", &r);
@@ -472,8 +475,11 @@ int main(int argc, char **argv)
                 if (bench_selected(&o, id))
                     failures += bench_in_child(&o, run_stack, &c) != 0;
             }
+    static const recur_precision f32 = RECUR_PRECISION_F32, bf16 = RECUR_PRECISION_BF16;
     if (bench_selected(&o, "stream_lstm"))
-        failures += bench_in_child(&o, run_stream, NULL) != 0;
+        failures += bench_in_child(&o, run_stream, &f32) != 0;
+    if (bench_selected(&o, "stream_lstm_bf16"))
+        failures += bench_in_child(&o, run_stream, &bf16) != 0;
     failures += bench_in_child(&o, run_peak_again, NULL) != 0;
     if (failures)
         fprintf(stderr, "bench_rnn: %d case(s) failed\n", failures);

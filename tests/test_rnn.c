@@ -273,6 +273,29 @@ static void test_streaming(void)
         free(y), free(hn), free(cn);
         problem_free(&p);
     }
+    /* bf16 streaming: close to f32 (weights and products rounded to 8 bits of
+     * mantissa), but really rounded; B = 3 and G*H = 4*20 not a multiple of 16 */
+    for (size_t k = 0; k < 4; k++) {
+        const int T = 20, B = 3, I = 7, H = 20, L = 2;
+        problem p;
+        problem_init(&p, all_cells[k], I, H, L, 0, T, B, NULL, 0.0f, 171 + k);
+        recur_rnn_stream *s32 = NULL, *s16 = NULL;
+        CHECK_OK(recur_rnn_stream_create(p.rnn, B, &s32));
+        CHECK_OK(recur_rnn_stream_create_with(p.rnn, B, RECUR_PRECISION_BF16, &s16));
+        float y32[3 * 20], y16[3 * 20];
+        double worst = 0.0;
+        for (int t = 0; t < T; t++) {
+            CHECK_OK(recur_rnn_stream_step(s32, p.x + (size_t)t * B * I, y32));
+            CHECK_OK(recur_rnn_stream_step(s16, p.x + (size_t)t * B * I, y16));
+            for (int j = 0; j < B * H; j++)
+                worst = fmax(worst, fabs(y32[j] - y16[j]));
+        }
+        CHECK_MSG(worst > 0.0 && worst < 0.05, "%s bf16 stream vs f32: max difference %g",
+                  recur_cell_name(all_cells[k]), worst);
+        recur_rnn_stream_free(s32);
+        recur_rnn_stream_free(s16);
+        problem_free(&p);
+    }
     /* a bidirectional stack cannot stream */
     problem p;
     problem_init(&p, RECUR_CELL_GRU, 2, 3, 1, 1, 2, 1, NULL, 0.0f, 5);

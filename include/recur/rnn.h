@@ -141,11 +141,28 @@ RECUR_API int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_i
                                  const recur_rnn_grad_out *grad_out);
 
 /* Streaming inference: one step at a time with carried state, no allocation
- * per step. Unidirectional stacks only (RECUR_E_UNSUPPORTED otherwise). The
- * stream reads the stack's weights live: the stack must outlive it. */
+ * per step. Unidirectional stacks only (RECUR_E_UNSUPPORTED otherwise).
+ * The stream packs a copy of the weights at creation into the layout of its
+ * matrix-vector kernels (weights + about 1x their size in memory), so it
+ * computes with the weights the stack had then: create a new stream after
+ * changing them. The stack must outlive the stream (biases are read live). */
 typedef struct recur_rnn_stream recur_rnn_stream;
 
+typedef enum recur_precision {
+    RECUR_PRECISION_F32 = 0,  /* float weights and arithmetic */
+    RECUR_PRECISION_BF16 = 1  /* weights and inputs of the matrix products
+                                 rounded to bfloat16, products accumulated in
+                                 float (AVX512-BF16 dot products where the CPU
+                                 has them, the same numbers emulated
+                                 elsewhere); gates and state stay float.
+                                 Inference only; see docs/PERFORMANCE.md for
+                                 the accuracy loss. */
+} recur_precision;
+
+/* F32 stream. */
 RECUR_API int recur_rnn_stream_create(const recur_rnn *rnn, int B, recur_rnn_stream **out);
+RECUR_API int recur_rnn_stream_create_with(const recur_rnn *rnn, int B, recur_precision precision,
+                                           recur_rnn_stream **out);
 RECUR_API void recur_rnn_stream_free(recur_rnn_stream *stream);
 /* Sets the state from h0/c0 [L, B, H] (NULL: zeros). */
 RECUR_API int recur_rnn_stream_reset(recur_rnn_stream *stream, const float *h0, const float *c0);

@@ -788,128 +788,20 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
     return RECUR_OK;
 }
 
-/* ---- streaming ------------------------------------------------------------
- * One step through every layer with carried state. The same cell kernels as
- * the full forward (with T = 1), so the results are equal; every buffer is
- * allocated at creation. */
-struct recur_rnn_stream {
-    const recur_rnn *rnn;
-    int B;
-    float *h, *c;   /* [L, B, H] */
-    float *xg, *hg; /* [B, G*H] */
-    float *act;     /* [B, G*H] */
-    float *aux;     /* [B, H] */
-    float *x_next;  /* [B, H] the layer output fed upward */
-};
+/* ---- internal accessors for stream.c ----------------------------------- */
+const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn) { return rnn->cell; }
 
-int recur_rnn_stream_create(const recur_rnn *rnn, int B, recur_rnn_stream **out)
+void recur__rnn_layer_weights(const recur_rnn *rnn, int layer, const float **w_ih,
+                              const float **w_hh, const float **b_ih, const float **b_hh)
 {
-    if (!out)
-        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_create: out is NULL");
-    *out = NULL;
-    if (!rnn)
-        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_create: rnn is NULL");
-    if (rnn->D != 1)
-        return recur__error(RECUR_E_UNSUPPORTED,
-                            "streaming needs a unidirectional stack (the reverse direction "
-                            "would need the whole future)");
-    if (B < 1 || B > MAX_SIZE)
-        return recur__error(RECUR_E_INVALID, "streaming batch %d outside 1..%d", B, MAX_SIZE);
-    const size_t L = (size_t)rnn->config.num_layers, H = (size_t)rnn->config.hidden_size;
-    const size_t GH = (size_t)rnn->G * H;
-    recur_rnn_stream *s = recur__calloc(1, sizeof *s);
-    if (!s)
-        return recur__error(RECUR_E_NOMEM, "out of memory creating stream");
-    s->rnn = rnn;
-    s->B = B;
-    s->h = recur__calloc(L * B * H, sizeof(float));
-    s->c = recur__calloc(L * B * H, sizeof(float));
-    s->xg = recur__calloc((size_t)B * GH, sizeof(float));
-    s->hg = recur__calloc((size_t)B * GH, sizeof(float));
-    s->act = recur__calloc((size_t)B * GH, sizeof(float));
-    s->aux = recur__calloc((size_t)B * H, sizeof(float));
-    s->x_next = recur__calloc((size_t)B * H, sizeof(float));
-    if (!s->h || !s->c || !s->xg || !s->hg || !s->act || !s->aux || !s->x_next) {
-        recur_rnn_stream_free(s);
-        return recur__error(RECUR_E_NOMEM, "out of memory creating stream");
-    }
-    *out = s;
-    return RECUR_OK;
+    direction_params p = params_of(rnn, layer, 0);
+    *w_ih = p.w_ih;
+    *w_hh = p.w_hh;
+    *b_ih = p.b_ih;
+    *b_hh = p.b_hh;
 }
 
-void recur_rnn_stream_free(recur_rnn_stream *s)
+void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *)
 {
-    if (!s)
-        return;
-    recur__free(s->h);
-    recur__free(s->c);
-    recur__free(s->xg);
-    recur__free(s->hg);
-    recur__free(s->act);
-    recur__free(s->aux);
-    recur__free(s->x_next);
-    recur__free(s);
-}
-
-int recur_rnn_stream_reset(recur_rnn_stream *s, const float *h0, const float *c0)
-{
-    if (!s)
-        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_reset: stream is NULL");
-    size_t n = (size_t)s->rnn->config.num_layers * s->B * s->rnn->config.hidden_size;
-    add_bias_free(s->h, h0, n);
-    add_bias_free(s->c, c0, n);
-    return RECUR_OK;
-}
-
-int recur_rnn_stream_step(recur_rnn_stream *s, const float *x, float *y)
-{
-    if (!s || !x)
-        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_step: NULL argument");
-    const recur_rnn *rnn = s->rnn;
-    const recur_rnn_config *c = &rnn->config;
-    const int B = s->B, H = c->hidden_size, GH = rnn->G * H;
-    const size_t BH = (size_t)B * H;
-    const float *in = x;
-    for (int l = 0; l < c->num_layers; l++) {
-        const int in_size = layer_input_size(c, l);
-        direction_params p = params_of(rnn, l, 0);
-        float *h = s->h + l * BH, *cs = s->c + l * BH;
-        recur_gemm(false, true, B, GH, in_size, 1.0f, in, in_size, p.w_ih, in_size, 0.0f, s->xg,
-                   GH);
-        recur_gemm(false, true, B, GH, H, 1.0f, h, H, p.w_hh, H, 0.0f, s->hg, GH);
-        cell_forward_args a = {
-            .B = B,
-            .H = H,
-            .j0 = 0,
-            .j1 = H,
-            .xg = s->xg,
-            .hg = s->hg,
-            .b_ih = p.b_ih,
-            .b_hh = p.b_hh,
-            .h_prev = h,
-            .c_prev = cs,
-            .h = h,
-            .c = cs,
-            .act = s->act,
-            .aux = s->aux,
-            .active = NULL,
-        };
-        rnn->step_forward(&a);
-        in = h;
-    }
-    if (y)
-        memcpy(y, in, BH * sizeof(float));
-    return RECUR_OK;
-}
-
-int recur_rnn_stream_state(const recur_rnn_stream *s, float *h, float *c)
-{
-    if (!s)
-        return recur__error(RECUR_E_INVALID, "recur_rnn_stream_state: stream is NULL");
-    size_t n = (size_t)s->rnn->config.num_layers * s->B * s->rnn->config.hidden_size;
-    if (h)
-        memcpy(h, s->h, n * sizeof(float));
-    if (c)
-        memcpy(c, s->c, n * sizeof(float));
-    return RECUR_OK;
+    return rnn->step_forward;
 }
