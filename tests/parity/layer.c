@@ -7,11 +7,11 @@
 
 #include "parity.h"
 
-#define FAIL_WITH(...)                                                                 \
-    do {                                                                               \
-        snprintf(r->message, sizeof r->message, __VA_ARGS__);                          \
-        outcome = PARITY_ERROR;                                                        \
-        goto done;                                                                     \
+#define FAIL_WITH(...)                                                                             \
+    do {                                                                                           \
+        snprintf(r->message, sizeof r->message, __VA_ARGS__);                                      \
+        outcome = PARITY_ERROR;                                                                    \
+        goto done;                                                                                 \
     } while (0)
 
 int parity_layer(const recur_st *st, parity_result *r)
@@ -34,7 +34,17 @@ int parity_layer(const recur_st *st, parity_result *r)
     cfg.num_layers = (int)parity_meta_long(st, "num_layers", 1);
     const char *bi = recur_st_metadata(st, "bidirectional");
     cfg.bidirectional = bi && strcmp(bi, "true") == 0;
-    const int T = (int)parity_meta_long(st, "seq_len", 0), B = (int)parity_meta_long(st, "batch", 0);
+    /* sizes from the metadata, or from x [T, B, I] when a key is absent */
+    const recur_st_tensor *xt = recur_st_find(st, "x");
+    const int T =
+        (int)parity_meta_long(st, "seq_len", xt && xt->ndim == 3 ? (long)xt->shape[0] : 0);
+    const int B = (int)parity_meta_long(st, "batch", xt && xt->ndim == 3 ? (long)xt->shape[1] : 0);
+    if (!cfg.input_size && xt && xt->ndim == 3)
+        cfg.input_size = (int)xt->shape[2];
+    if (!cfg.hidden_size && recur_st_find(st, "weight_hh_l0"))
+        cfg.hidden_size = (int)recur_st_find(st, "weight_hh_l0")->shape[1];
+    if (!bi)
+        cfg.bidirectional = recur_st_find(st, "weight_ih_l0_reverse") != NULL;
     const int D = cfg.bidirectional ? 2 : 1, H = cfg.hidden_size;
     const bool lstm = cfg.cell == RECUR_CELL_LSTM;
     if (T >= 20)
@@ -87,8 +97,8 @@ int parity_layer(const recur_st *st, parity_result *r)
         const float *got;
         size_t n;
     } checks[] = {
-        {"y", y, ny},           {"hn", hn, ns},          {"cn", cn, ns},
-        {"grad.x", dx, nx},     {"grad.h0", dh0, ns},    {"grad.c0", dc0, ns},
+        {"y", y, ny},       {"hn", hn, ns},       {"cn", cn, ns},
+        {"grad.x", dx, nx}, {"grad.h0", dh0, ns}, {"grad.c0", dc0, ns},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (!lstm && (strcmp(checks[i].name, "cn") == 0 || strcmp(checks[i].name, "grad.c0") == 0))

@@ -19,7 +19,11 @@ int parity_lm(const recur_st *st, parity_result *r)
     cfg.embedding_size = (int)parity_meta_long(st, "embedding_size", 0);
     cfg.hidden_size = (int)parity_meta_long(st, "hidden_size", 0);
     cfg.num_layers = (int)parity_meta_long(st, "num_layers", 1);
-    const int T = (int)parity_meta_long(st, "seq_len", 0), B = (int)parity_meta_long(st, "batch", 0);
+    /* sizes from the metadata, or from tokens [T+1, B] when a key is absent */
+    const recur_st_tensor *tt = recur_st_find(st, "tokens");
+    const int T =
+        (int)parity_meta_long(st, "seq_len", tt && tt->ndim == 2 ? (long)tt->shape[0] - 1 : 0);
+    const int B = (int)parity_meta_long(st, "batch", tt && tt->ndim == 2 ? (long)tt->shape[1] : 0);
     r->tol = 1e-4; /* the language-model loss sums over many terms */
     recur_lm *lm = NULL;
     if (recur_lm_create(&cfg, &lm) != RECUR_OK) {
@@ -31,7 +35,8 @@ int parity_lm(const recur_st *st, parity_result *r)
     int32_t *tokens = NULL;
     for (int i = 0; i < recur_lm_tensor_count(lm); i++) {
         const recur_param_view *v = recur_lm_tensor_at(lm, i);
-        if (recur_st_read_f32_shape(st, v->name, v->ndim, v->shape, recur_lm_params(lm) + v->offset)) {
+        if (recur_st_read_f32_shape(st, v->name, v->ndim, v->shape,
+                                    recur_lm_params(lm) + v->offset)) {
             snprintf(r->message, sizeof r->message, "%s: %s", v->name, recur_last_error());
             outcome = PARITY_ERROR;
             goto done;
