@@ -242,6 +242,47 @@ static void test_padded_equals_alone(void)
     }
 }
 
+/* Inference (its own small workspace: ping-ponged state, reused
+ * activations) gives exactly what a training forward gives, for stacked,
+ * bidirectional, variable-length batches, also after a larger call. */
+static void test_infer_equals_train(void)
+{
+    const int lengths[4] = {3, 6, 1, 6};
+    for (size_t k = 0; k < 4; k++) {
+        problem p;
+        problem_init(&p, all_cells[k], 3, 17, 3, 1, 6, 4, lengths, 0.3f, 301 + k);
+        float *y1 = calloc(p.ny, sizeof(float)), *hn1 = calloc(p.ns, sizeof(float));
+        float *cn1 = calloc(p.ns, sizeof(float)), *y2 = calloc(p.ny, sizeof(float));
+        float *hn2 = calloc(p.ns, sizeof(float)), *cn2 = calloc(p.ns, sizeof(float));
+        problem_loss(&p, RECUR_MODE_INFER, y1, hn1, cn1);
+        recur_rnn_config cfg = p.cfg;
+        cfg.dropout = 0.0f; /* dropout is off in inference: compare with a dropout-free train pass */
+        recur_rnn *twin;
+        CHECK_OK(recur_rnn_create(&cfg, NULL, NULL, &twin));
+        memcpy(recur_rnn_params(twin), recur_rnn_params(p.rnn), recur_rnn_size(p.rnn) * sizeof(float));
+        recur_rnn_input in = {p.T, p.B, p.x, 0, p.lengths, p.h0, p.lstm ? p.c0 : NULL};
+        recur_rnn_output out = {y2, hn2, p.lstm ? cn2 : NULL};
+        CHECK_OK(recur_rnn_forward(twin, RECUR_MODE_TRAIN, &in, &out, NULL));
+        double worst = 0.0;
+        for (size_t i = 0; i < p.ny; i++)
+            worst = fmax(worst, fabs(y1[i] - y2[i]));
+        for (size_t i = 0; i < p.ns; i++)
+            worst = fmax(worst, fmax(fabs(hn1[i] - hn2[i]), fabs(cn1[i] - cn2[i])));
+        CHECK_MSG(worst == 0.0, "%s: inference differs from training forward by %g",
+                  recur_cell_name(all_cells[k]), worst);
+        /* the twin now holds a training-size workspace; inference reuses it */
+        recur_rnn_output out2 = {y1, hn1, p.lstm ? cn1 : NULL};
+        CHECK_OK(recur_rnn_forward(twin, RECUR_MODE_INFER, &in, &out2, NULL));
+        worst = 0.0;
+        for (size_t i = 0; i < p.ny; i++)
+            worst = fmax(worst, fabs(y1[i] - y2[i]));
+        CHECK_NEAR(worst, 0.0, 0.0);
+        recur_rnn_free(twin);
+        free(y1), free(hn1), free(cn1), free(y2), free(hn2), free(cn2);
+        problem_free(&p);
+    }
+}
+
 /* Streaming one step at a time equals the full-sequence forward. */
 static void test_streaming(void)
 {
@@ -460,6 +501,7 @@ int main(void)
     test_init();
     test_gradients();
     test_padded_equals_alone();
+    test_infer_equals_train();
     test_streaming();
     test_batch_first();
     test_accumulation();

@@ -55,7 +55,8 @@ struct recur_rnn {
     recur_param_view *views;
 
     /* workspace sized for capacity_rows = T*B rows and capacity_B batch */
-    float *workspace;
+    void *workspace_raw;
+    float *workspace; /* workspace_raw aligned to 64 bytes */
     size_t workspace_floats;
     unsigned char *active; /* [T, B] */
     int *lengths;          /* [B] copy of the last forward's lengths */
@@ -69,6 +70,7 @@ struct recur_rnn {
     float *dy_buf, *din_buf;   /* [T, B, D*H], [T, B, max(I, D*H)] */
     int T, B;
     bool batch_first, has_lengths, trained, has_dropout_masks;
+    bool keep; /* the last forward kept every step (training) */
     /* the step kernels in use: the cell's vectorized or reference pair */
     void (*step_forward)(const cell_forward_args *a);
     void (*step_backward)(const cell_backward_args *a);
@@ -274,7 +276,7 @@ void recur_rnn_free(recur_rnn *rnn)
     }
     recur__free(rnn->views);
     recur__free(rnn->layers);
-    recur__free(rnn->workspace);
+    recur__free(rnn->workspace_raw);
     recur__free(rnn->active);
     recur__free(rnn->lengths);
     recur__free(rnn);
@@ -361,12 +363,36 @@ static float *carve(carver *cv, size_t floats)
     return p;
 }
 
-static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B)
+static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep)
 {
     const recur_rnn_config *c = &rnn->config;
     size_t rows = (size_t)T * B, H = (size_t)c->hidden_size, GH = (size_t)rnn->G * H;
     size_t DH = (size_t)rnn->D * H;
     size_t max_in = (size_t)c->input_size > DH ? (size_t)c->input_size : DH;
+    if (!keep) {
+        /* Inference keeps nothing for backward: the layers take turns with
+         * two output buffers, and every direction reuses one input
+         * projection and one step's worth of activations and state (the
+         * state ping-pongs between two [B, H] slots). */
+        float *y[2] = {carve(cv, rows * DH), c->num_layers > 1 ? carve(cv, rows * DH) : NULL};
+        float *xg = carve(cv, rows * GH), *act = carve(cv, (size_t)B * GH);
+        float *hprev = carve(cv, 2 * (size_t)B * H);
+        float *cell = rnn->cell->has_c ? carve(cv, (size_t)B * H) : NULL;
+        float *aux = rnn->cell->has_aux ? carve(cv, (size_t)B * H) : NULL;
+        float *x = carve(cv, rows * (size_t)c->input_size);
+        for (int l = 0; l < c->num_layers; l++) {
+            layer_buffers *lb = &rnn->layers[l];
+            lb->y = y[l % 2];
+            lb->in = l == 0 ? x : y[(l - 1) % 2];
+            lb->mask = NULL;
+            for (int d = 0; d < rnn->D; d++)
+                lb->dir[d] = (direction_buffers){xg, act, hprev, cell, cell, aux, NULL};
+        }
+        rnn->hg = carve(cv, (size_t)B * GH);
+        rnn->h_run = carve(cv, (size_t)B * H);
+        rnn->c_run = carve(cv, (size_t)B * H);
+        return;
+    }
     for (int l = 0; l < c->num_layers; l++) {
         layer_buffers *lb = &rnn->layers[l];
         bool dropped = l > 0 && c->dropout > 0.0f;
@@ -397,7 +423,9 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B)
     rnn->din_buf = carve(cv, rows * max_in);
 }
 
-int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
+/* Grows the workspace to the layout of (T, B) for training (keep) or
+ * inference. */
+static int reserve_layout(recur_rnn *rnn, int T, int B, bool keep)
 {
     if (T < 1 || B < 1)
         return recur__error(RECUR_E_INVALID, "rnn: T (%d) and B (%d) must be positive", T, B);
@@ -406,19 +434,21 @@ int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
     if (!recur__mul_size((size_t)T, (size_t)B, &rows) || rows > ((size_t)1 << 31))
         return recur__error(RECUR_E_INVALID, "rnn: T*B = %d*%d is too large", T, B);
     carver count = {NULL, 0};
-    layout_workspace(rnn, &count, T, B);
+    layout_workspace(rnn, &count, T, B, keep);
     size_t cells = rows;
     if (count.used > rnn->workspace_floats) {
         size_t bytes;
         if (!recur__mul_size(count.used, sizeof(float), &bytes))
             return recur__error(RECUR_E_NOMEM, "rnn workspace size overflows");
-        float *ws = recur__malloc(bytes + 64);
-        if (!ws)
+        void *raw = recur__malloc(bytes + 64);
+        if (!raw)
             return recur__error(RECUR_E_NOMEM,
                                 "out of memory: rnn workspace of %zu MB for T=%d B=%d", bytes >> 20,
                                 T, B);
-        recur__free(rnn->workspace);
-        rnn->workspace = ws;
+        recur__free(rnn->workspace_raw);
+        rnn->workspace_raw = raw;
+        /* 64-byte aligned, like every carved piece */
+        rnn->workspace = (float *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
         rnn->workspace_floats = count.used;
     }
     if (cells > rnn->active_capacity) {
@@ -438,6 +468,11 @@ int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
         rnn->lengths_capacity = B;
     }
     return RECUR_OK;
+}
+
+int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
+{
+    return reserve_layout(rnn, T, B, true);
 }
 
 /* Copies [T, B, n] <-> [B, T, n] (or straight when same layout). */
@@ -510,10 +545,16 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
     /* xg = in W_ih^T for every step at once: [T*B, in] x [in, G*H] */
     recur_gemm(false, true, T * B, GH, in_size, 1.0f, lb->in, in_size, p.w_ih, in_size, 0.0f,
                db->xg, GH);
+    /* Where step t's state and activations live: every step its own slot
+     * when training (backward reads them all); in inference one slot for
+     * the activations and the cell state (updated in place: each unit reads
+     * its own old value only) and two slots the hidden state alternates
+     * between (all threads read h_{t-1} while writing h_t). */
+    const bool keep = rnn->keep;
     const int first = d ? T - 1 : 0;
-    add_bias_free(db->hprev + (size_t)first * BH, h0, BH);
+    add_bias_free(db->hprev + (keep ? (size_t)first * BH : 0), h0, BH);
     if (has_c)
-        add_bias_free(db->cprev + (size_t)first * BH, c0, BH);
+        add_bias_free(db->cprev + (keep ? (size_t)first * BH : 0), c0, BH);
 
     const int P = loop_threads(H);
     recur__barrier barrier;
@@ -527,10 +568,13 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
             const int t = d ? T - 1 - s : s;
             const bool last = s + 1 == T;
             const int t_next = d ? t - 1 : t + 1;
-            float *hprev = db->hprev + (size_t)t * BH;
+            float *hprev = db->hprev + (keep ? (size_t)t : (size_t)(s & 1)) * BH;
             /* the new state goes straight into the next step's input slot */
-            float *h_new = last ? rnn->h_run : db->hprev + (size_t)t_next * BH;
-            float *c_new = db->c ? db->c + (size_t)t * BH : NULL;
+            float *h_new = last   ? rnn->h_run
+                           : keep ? db->hprev + (size_t)t_next * BH
+                                  : db->hprev + (size_t)((s + 1) & 1) * BH;
+            float *c_new = db->c ? db->c + (keep ? (size_t)t * BH : 0) : NULL;
+            const size_t at = keep ? (size_t)t : 0; /* activation slot */
             if (nj > 0) {
                 /* hg[:, g*H + j0..j1) = h_{t-1} W_hh[g*H + j0..j1)^T: [B, H] x [H, nj] */
                 for (int g = 0; g < G; g++)
@@ -548,19 +592,21 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
                     .b_ih = p.b_ih,
                     .b_hh = p.b_hh,
                     .h_prev = hprev,
-                    .c_prev = has_c ? db->cprev + t * BH : NULL,
+                    .c_prev = has_c ? db->cprev + at * BH : NULL,
                     .h = h_new,
                     .c = c_new,
-                    .act = db->act + t * BGH,
-                    .aux = db->aux ? db->aux + t * BH : NULL,
+                    .act = db->act + at * BGH,
+                    .aux = db->aux ? db->aux + at * BH : NULL,
                     .active = active,
                 };
                 rnn->step_forward(&a);
                 /* y[t, b, d*H + j] = h_t, zero past the sequence's end; c_t
                  * becomes the next step's c_{t-1} */
                 float *y = lb->y + (size_t)t * B * DH + (size_t)d * H;
-                float *c_next =
-                    has_c ? (last ? rnn->c_run : db->cprev + (size_t)t_next * BH) : NULL;
+                float *c_next = !has_c ? NULL
+                                : last ? rnn->c_run
+                                : keep ? db->cprev + (size_t)t_next * BH
+                                       : NULL; /* updated in place */
                 for (int b = 0; b < B; b++) {
                     float *yb = y + (size_t)b * DH;
                     const float *hb = h_new + (size_t)b * H;
@@ -592,7 +638,8 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
     const int T = in->T, B = in->B, L = c->num_layers, D = rnn->D, H = c->hidden_size;
     if (!in->x)
         return recur__error(RECUR_E_INVALID, "recur_rnn_forward: x is NULL");
-    int status = recur_rnn_reserve(rnn, T, B);
+    const bool keep = mode == RECUR_MODE_TRAIN;
+    int status = reserve_layout(rnn, T, B, keep);
     if (status)
         return status;
     if (in->lengths) {
@@ -607,7 +654,8 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
                             (double)c->dropout);
 
     carver cv = {rnn->workspace, 0};
-    layout_workspace(rnn, &cv, T, B);
+    layout_workspace(rnn, &cv, T, B, keep);
+    rnn->keep = keep;
     rnn->T = T;
     rnn->B = B;
     rnn->batch_first = in->batch_first != 0;
@@ -634,12 +682,12 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
              * in inference the next layer reads y_l unchanged. */
             float *next = rnn->layers[l + 1].in;
             if (dropout) {
-                float keep = 1.0f / (1.0f - c->dropout);
+                float scale = 1.0f / (1.0f - c->dropout);
                 for (size_t i = 0; i < rows * DH; i++) {
-                    lb->mask[i] = recur_rng_uniform(rng) < c->dropout ? 0.0f : keep;
+                    lb->mask[i] = recur_rng_uniform(rng) < c->dropout ? 0.0f : scale;
                     next[i] = lb->y[i] * lb->mask[i];
                 }
-            } else {
+            } else if (next != lb->y) {
                 memcpy(next, lb->y, rows * DH * sizeof(float));
             }
         }
@@ -789,7 +837,10 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
 }
 
 /* ---- internal accessors for stream.c ----------------------------------- */
-const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn) { return rnn->cell; }
+const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn)
+{
+    return rnn->cell;
+}
 
 void recur__rnn_layer_weights(const recur_rnn *rnn, int layer, const float **w_ih,
                               const float **w_hh, const float **b_ih, const float **b_hh)
