@@ -475,27 +475,18 @@ int recur_rnn_reserve(recur_rnn *rnn, int T, int B)
     return reserve_layout(rnn, T, B, true);
 }
 
-/* Copies [T, B, n] <-> [B, T, n] (or straight when same layout). */
-static void copy_layout(float *dst, const float *src, int T, int B, size_t n, bool transpose)
+/* dst [Q, P, n] = src [P, Q, n] with the two outer axes swapped when swap,
+ * else a straight copy: converts between batch-first [B, T, n] and the
+ * time-major [T, B, n] used inside. */
+static void copy_swapped(float *dst, const float *src, int P, int Q, size_t n, bool swap)
 {
-    if (!transpose) {
-        memcpy(dst, src, (size_t)T * B * n * sizeof(float));
+    if (!swap) {
+        memcpy(dst, src, (size_t)P * Q * n * sizeof(float));
         return;
     }
-    for (int t = 0; t < T; t++)
-        for (int b = 0; b < B; b++)
-            memcpy(dst + ((size_t)t * B + b) * n, src + ((size_t)b * T + t) * n, n * sizeof(float));
-}
-
-static void copy_to_user(float *dst, const float *src, int T, int B, size_t n, bool batch_first)
-{
-    if (!batch_first) {
-        memcpy(dst, src, (size_t)T * B * n * sizeof(float));
-        return;
-    }
-    for (int t = 0; t < T; t++)
-        for (int b = 0; b < B; b++)
-            memcpy(dst + ((size_t)b * T + t) * n, src + ((size_t)t * B + b) * n, n * sizeof(float));
+    for (int p = 0; p < P; p++)
+        for (int q = 0; q < Q; q++)
+            memcpy(dst + ((size_t)q * P + p) * n, src + ((size_t)p * Q + q) * n, n * sizeof(float));
 }
 
 static void add_bias_free(float *dst, const float *src, size_t n)
@@ -667,7 +658,7 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
                 rnn->active[(size_t)t * B + b] = t < in->lengths[b];
     }
 
-    copy_layout(rnn->layers[0].in, in->x, T, B, (size_t)c->input_size, rnn->batch_first);
+    copy_swapped(rnn->layers[0].in, in->x, B, T, (size_t)c->input_size, rnn->batch_first);
     const size_t BH = (size_t)B * H, rows = (size_t)T * B, DH = (size_t)D * H;
     for (int l = 0; l < L; l++) {
         layer_buffers *lb = &rnn->layers[l];
@@ -693,7 +684,7 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
         }
     }
     if (out->y)
-        copy_to_user(out->y, rnn->layers[L - 1].y, T, B, DH, rnn->batch_first);
+        copy_swapped(out->y, rnn->layers[L - 1].y, T, B, DH, rnn->batch_first);
     rnn->trained = mode == RECUR_MODE_TRAIN;
     rnn->has_dropout_masks = dropout;
     return RECUR_OK;
@@ -811,7 +802,7 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
 
     /* dy_buf = dL/dy of the top layer, time-major */
     if (grad_in->dy)
-        copy_layout(rnn->dy_buf, grad_in->dy, T, B, DH, rnn->batch_first);
+        copy_swapped(rnn->dy_buf, grad_in->dy, B, T, DH, rnn->batch_first);
     else
         memset(rnn->dy_buf, 0, rows * DH * sizeof(float));
 
@@ -832,7 +823,7 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
         }
     }
     if (grad_out->dx)
-        copy_to_user(grad_out->dx, rnn->din_buf, T, B, (size_t)c->input_size, rnn->batch_first);
+        copy_swapped(grad_out->dx, rnn->din_buf, T, B, (size_t)c->input_size, rnn->batch_first);
     return RECUR_OK;
 }
 
