@@ -7,7 +7,9 @@
  *   recur/lm.h           a token language model (embedding, stack, head) and sampling
  *   recur/ctc.h          connectionist temporal classification loss and decoding
  *   recur/optim.h        optimizers, gradient clipping, learning-rate schedules
- *   recur/data.h         vocabularies, UTF-8 text, batching of text streams */
+ *   recur/data.h         vocabularies, UTF-8 text, batching of text streams
+ *   recur/classify.h     sequence classification: text and .ts data, tokenizer, model, metrics
+ *   recur/forecast.h     time series from CSV, forecasters, baselines and metrics */
 #ifndef RECUR_H
 #define RECUR_H
 
@@ -20,5 +22,8 @@
 #include "recur/optim.h"
 #include "recur/data.h"
 #include "recur/checkpoint.h"
+#include "recur/classify.h"
+#include "recur/speech.h"
+#include "recur/forecast.h"
 
 #endif

@@ -6,7 +6,12 @@ packages=(
   cmake make gcc pkg-config     # the build
   libdnnl-dev                   # oneDNN: matrix products (RECUR_BLAS=onednn, the default)
   libjansson-dev                # JSON: safetensors headers, checkpoint metadata
+  libsndfile1-dev               # speech: reading WAV/FLAC/Ogg/AIFF audio
+  libsamplerate0-dev            # speech: resampling audio to the model's rate
+  libfftw3-dev                  # speech: FFTs of the log-mel features
+  libcsv-dev                    # forecast: reading CSV time series
   clang libclang-rt-14-dev      # the libFuzzer target for the safetensors reader
+  libopenmpi-dev openmpi-bin    # MPI: data-parallel training (RECUR_MPI=ON, docs/mpi.md)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# The whole test suite: a release build with every test, the same suite
-# under AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded libFuzzer
+# The whole test suite: a release build with every test (MPI included), the
+# same suite under AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded libFuzzer
 # run of the safetensors reader. Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 
-echo "== release build and tests"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+# The release build includes MPI (data-parallel training, docs/mpi.md) and
+# runs its tests (label mpi: mpirun with 2 ranks); the sanitizer build below
+# is without MPI, so both configurations are tested.
+mpi=OFF
+if command -v mpiexec >/dev/null 2>&1 && command -v mpicc >/dev/null 2>&1; then
+  mpi=ON
+else
+  echo "!! MPI not found: the mpi tests are skipped (tools/install-deps.sh installs Open MPI)"
+fi
+echo "== release build and tests (MPI $mpi)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DRECUR_MPI=$mpi >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 

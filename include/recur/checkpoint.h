@@ -19,6 +19,11 @@
  * A file with only the model tensors and "recur" (e.g. written by PyTorch)
  * loads for evaluation and sampling.
  *
+ * The training state is not tied to the language model: any model's
+ * checkpoint (a classifier's, a forecaster's) can carry it with
+ * recur_train_state_write / recur_train_state_read, next to its own
+ * tensors and metadata, so that every training command resumes exactly.
+ *
  * Saving goes through the atomic safetensors writer: a crash or kill during
  * a save never damages the file that was at the path before. */
 #ifndef RECUR_CHECKPOINT_H
@@ -28,6 +33,7 @@
 #include "recur/data.h"
 #include "recur/lm.h"
 #include "recur/optim.h"
+#include "recur/safetensors.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,20 +44,24 @@ extern "C" {
  * "format" is read as format 1. */
 #define RECUR_CHECKPOINT_FORMAT 1
 
+/* The most values of an application's data position (data_position). */
+#define RECUR_TRAIN_POSITION_MAX 16
+
 /* Everything beyond the model that a training run needs to continue
  * exactly where it stopped. The same struct serves both directions:
  *   - to save, the caller fills it and every pointer is BORROWED for the
- *     duration of recur_checkpoint_save;
+ *     duration of recur_checkpoint_save / recur_train_state_write;
  *   - after a load, the pointers point into memory owned by the struct
- *     (free the whole struct with recur_train_state_free). */
+ *     (free the whole struct with recur_train_state_free).
+ * The first group of fields is what any trainer keeps (language model,
+ * classifier, forecaster, ...); the second is the language model's own
+ * (recur_checkpoint_save / recur_checkpoint_load). */
 typedef struct recur_train_state {
+    /* ---- any trainer (recur_train_state_write / recur_train_state_read) */
     int64_t step;                  /* optimizer updates done so far (>= 0) */
-    recur_textstream_pos position; /* where the training stream continues */
-    int batch;                     /* B of the stream (>= 1) */
-    int seq_len;                   /* T of the stream (>= 1) */
-    uint64_t data_tokens;          /* number of tokens of the whole text */
-    uint64_t data_hash;            /* recur_checkpoint_data_hash of those tokens */
-    recur_rng rng;                 /* the training RNG (dropout) */
+    uint64_t data_tokens;          /* size of the training data (tokens, examples, ...) */
+    uint64_t data_hash;            /* a fingerprint of that data (recur_checkpoint_data_hash) */
+    recur_rng rng;                 /* the training RNG (dropout, shuffling) */
     recur_optim_config optim;      /* the optimizer's configuration */
     int64_t optim_step;            /* recur_optim_get_step */
     const float *optim_state;      /* [optim_state_count]: recur_optim_state */
@@ -60,13 +70,24 @@ typedef struct recur_train_state {
     double best_val_loss;          /* +INFINITY when no validation ran yet */
     int64_t best_step;             /* step of best_val_loss (0 when none) */
     double elapsed_s;              /* training time spent so far, seconds */
-    const float *h;                /* [L, B, H] state carried to the next chunk */
-    const float *c;                /* [L, B, H] cell state (LSTM); NULL otherwise */
     /* The run's options as name/value strings, stored so that a resumed run
      * uses the same settings. Names must be unique and non-empty. */
     int option_count;
     const char *const *option_names;
     const char *const *option_values;
+    /* Where the application's data walk continues, as values only it
+     * interprets (e.g. epoch, batch index within the epoch); 0 to
+     * RECUR_TRAIN_POSITION_MAX of them. Saved as "data_position" when
+     * data_position_count > 0. */
+    int data_position_count;
+    int64_t data_position[RECUR_TRAIN_POSITION_MAX];
+
+    /* ---- the language model only (recur_checkpoint_save / _load) ------- */
+    recur_textstream_pos position; /* where the training stream continues */
+    int batch;                     /* B of the stream (>= 1) */
+    int seq_len;                   /* T of the stream (>= 1) */
+    const float *h;                /* [L, B, H] state carried to the next chunk */
+    const float *c;                /* [L, B, H] cell state (LSTM); NULL otherwise */
 } recur_train_state;
 
 /* Writes `lm` and its vocabulary (V must equal the model's vocab_size) to
@@ -99,6 +120,30 @@ RECUR_API int recur_checkpoint_load(const char *path, recur_lm **lm, recur_vocab
                                     recur_train_state **train);
 
 RECUR_API void recur_train_state_free(recur_train_state *train);
+
+/* For checkpoints of any model: adds the training state of a model of n
+ * parameters to a safetensors writer that the caller fills with its own
+ * tensors and metadata and then saves (recur_st_writer_save, atomic). It
+ * adds the tensors optimizer.<buffer> [n] and the metadata key
+ * "recur_train" (docs/checkpoints.md) holding the fields of the first
+ * group of recur_train_state; the language-model fields are ignored. The
+ * borrowed pointers must stay valid until the writer is saved or freed.
+ * Errors: RECUR_E_INVALID (naming the field), RECUR_E_NOMEM, and the
+ * writer's errors (e.g. a tensor name already added). */
+RECUR_API int recur_train_state_write(recur_st_writer *w, const recur_train_state *train,
+                                      size_t n);
+
+/* Reads what recur_train_state_write added from an open file of a model of
+ * n parameters (`path` only names the file in messages). *train receives
+ * the state (free with recur_train_state_free; its language-model fields
+ * are zero), or NULL when the file has no "recur_train" metadata. Checks:
+ * the JSON fields, the optimizer.<buffer> tensors (exactly those the saved
+ * optimizer uses, [n] each, finite); other tensors are the caller's.
+ * Errors: RECUR_E_FORMAT (naming the file and the problem; also for
+ * optimizer.* tensors without "recur_train"), RECUR_E_UNSUPPORTED (a
+ * newer format), RECUR_E_NOMEM. */
+RECUR_API int recur_train_state_read(const recur_st *st, const char *path, size_t n,
+                                     recur_train_state **train);
 
 /* The value of a saved option, or NULL when the state has none by that
  * name. The string is owned by the state. */

@@ -191,6 +191,21 @@ typedef struct recur_textstream_pos {
  * + 1 (RECUR_E_INVALID with the numbers otherwise). */
 RECUR_API int recur_textstream_create(const int32_t *tokens, size_t n, int batch, int seq_len,
                                       recur_textstream **out);
+/* One rank's share of a training layout, for data-parallel training
+ * (docs/mpi.md): the streams first .. first + batch - 1 of the
+ * total_batch streams that recur_textstream_create(tokens, n, total_batch,
+ * seq_len) would make, each L = n / total_batch tokens long. Chunks are
+ * [T+1, batch] with column j = stream first + j; epochs, wraps, positions
+ * and chunks per epoch are those of the whole layout, so N shards of batch
+ * b (first = r * b, total_batch = N * b) return, column block by column
+ * block, exactly the chunks of one stream of batch N * b, and a position
+ * saved by any shard restores into every other. 0 <= first, batch >= 1,
+ * first + batch <= total_batch, n / total_batch >= seq_len + 1
+ * (RECUR_E_INVALID with the numbers otherwise). recur_textstream_create is
+ * the shard first = 0, batch = total_batch. */
+RECUR_API int recur_textstream_create_shard(const int32_t *tokens, size_t n, int total_batch,
+                                            int first, int batch, int seq_len,
+                                            recur_textstream **out);
 /* The evaluation walk; n >= 2 (one prediction at least). */
 RECUR_API int recur_textstream_create_eval(const int32_t *tokens, size_t n, int seq_len,
                                            recur_textstream **out);

@@ -86,5 +86,6 @@ int cli_evaluate(recur_lm *lm, const int32_t *tokens, size_t n, int B, int T, do
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 
 #endif

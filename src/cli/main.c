@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "speech_cli.h"
+#include "forecast_cli.h"
 
 static void print_help(FILE *out)
 {
@@ -17,6 +19,9 @@ static void print_help(FILE *out)
             "  train    train a language model on a text file (checkpoints, resume, metrics)\n"
             "  sample   generate text from a checkpoint\n"
             "  eval     loss, bits per character and perplexity of a checkpoint on a text\n"
+            "  classify train, predict and evaluate sequence classifiers (text, .ts sequences)\n"
+            "  speech   speech recognition with CTC: train, transcribe, eval\n"
+            "  forecast forecast a CSV time series: train, predict, eval (with baselines)\n"
             "\n"
             "Options:\n"
             "  --version  print the version and the matrix-product backend\n"
@@ -50,6 +55,12 @@ int main(int argc, char **argv)
         return cmd_sample(argc - 2, argv + 2);
     if (strcmp(command, "eval") == 0)
         return cmd_eval(argc - 2, argv + 2);
+    if (strcmp(command, "classify") == 0)
+        return cmd_classify(argc - 2, argv + 2);
+    if (strcmp(command, "speech") == 0)
+        return cmd_speech(argc - 2, argv + 2); /* src/cli/speech.c */
+    if (strcmp(command, "forecast") == 0)
+        return cmd_forecast(argc - 2, argv + 2); /* src/cli/forecast.c */
     fprintf(stderr, "recur: unknown command '%s' (commands: train, sample, eval)\n"
                     "Try 'recur --help'.\n", command);
     return CLI_USAGE;

@@ -8,7 +8,9 @@
  * carries over; the epoch ends when the next window would leave its stream.
  * Evaluation: one stream over all n tokens, chunks of up to T steps, the
  * last one partial, no wrap. The position is (epoch, offset): two int64
- * that a checkpoint saves to resume exactly.
+ * that a checkpoint saves to resume exactly. A shard (data-parallel
+ * training) walks a contiguous block of the training streams of a larger
+ * layout: same L, same chunks per epoch, same positions.
  * Leaves out: random start offsets and shuffling (char-rnn has neither). */
 #include <errno.h>
 #include <math.h>
@@ -108,17 +110,18 @@ int recur_text_split(size_t n, double val_fraction, int seq_len, size_t *train_l
 struct recur_textstream {
     const int32_t *tokens; /* [n], borrowed */
     size_t n;
-    int batch;         /* B */
+    int batch;         /* B: streams this walk returns */
+    int first;         /* index of its first stream in the whole layout */
     int seq_len;       /* T */
     int eval;          /* evaluation walk: B = 1, partial last chunk */
-    size_t stream_len; /* L = n / B */
+    size_t stream_len; /* L = n / (streams of the whole layout) */
     int64_t chunks;    /* per epoch (training) or in the walk (evaluation) */
     int64_t epoch;
     int64_t offset; /* start of the next chunk within every stream */
 };
 
-static int stream_alloc(const int32_t *tokens, size_t n, int batch, int seq_len, int eval,
-                        recur_textstream **out)
+static int stream_alloc(const int32_t *tokens, size_t n, int total_batch, int first, int batch,
+                        int seq_len, int eval, recur_textstream **out)
 {
     recur_textstream *s = recur__calloc(1, sizeof *s);
     if (!s)
@@ -126,31 +129,43 @@ static int stream_alloc(const int32_t *tokens, size_t n, int batch, int seq_len,
     s->tokens = tokens;
     s->n = n;
     s->batch = batch;
+    s->first = first;
     s->seq_len = seq_len;
     s->eval = eval;
-    s->stream_len = n / (size_t)batch;
+    s->stream_len = n / (size_t)total_batch;
     s->chunks = eval ? (int64_t)((n - 2) / (size_t)seq_len + 1)
                      : (int64_t)((s->stream_len - 1) / (size_t)seq_len);
     *out = s;
     return RECUR_OK;
 }
 
-int recur_textstream_create(const int32_t *tokens, size_t n, int batch, int seq_len,
-                            recur_textstream **out)
+int recur_textstream_create_shard(const int32_t *tokens, size_t n, int total_batch,
+                                  int first, int batch, int seq_len, recur_textstream **out)
 {
     if (!tokens || !out)
         return recur__error(RECUR_E_INVALID, "recur_textstream_create: NULL argument");
-    if (batch < 1 || seq_len < 1)
+    if (total_batch < 1 || seq_len < 1)
         return recur__error(RECUR_E_INVALID,
-                            "text stream: batch %d and seq_len %d must be at least 1", batch,
-                            seq_len);
-    if (n / (size_t)batch < (size_t)seq_len + 1)
+                            "text stream: batch %d and seq_len %d must be at least 1",
+                            total_batch, seq_len);
+    if (batch < 1 || first < 0 || first > total_batch - batch)
+        return recur__error(RECUR_E_INVALID,
+                            "text stream shard: streams %d..%d (first %d, batch %d) are not "
+                            "within the %d streams of the layout",
+                            first, first + batch - 1, first, batch, total_batch);
+    if (n / (size_t)total_batch < (size_t)seq_len + 1)
         return recur__error(
             RECUR_E_INVALID,
             "text of %zu tokens is too short for %d streams of seq_len + 1 = %d tokens "
             "(needs at least %zu); lower batch or seq_len",
-            n, batch, seq_len + 1, (size_t)batch * ((size_t)seq_len + 1));
-    return stream_alloc(tokens, n, batch, seq_len, 0, out);
+            n, total_batch, seq_len + 1, (size_t)total_batch * ((size_t)seq_len + 1));
+    return stream_alloc(tokens, n, total_batch, first, batch, seq_len, 0, out);
+}
+
+int recur_textstream_create(const int32_t *tokens, size_t n, int batch, int seq_len,
+                            recur_textstream **out)
+{
+    return recur_textstream_create_shard(tokens, n, batch, 0, batch, seq_len, out);
 }
 
 int recur_textstream_create_eval(const int32_t *tokens, size_t n, int seq_len,
@@ -163,7 +178,7 @@ int recur_textstream_create_eval(const int32_t *tokens, size_t n, int seq_len,
     if (n < 2)
         return recur__error(RECUR_E_INVALID,
                             "evaluation text of %zu tokens has nothing to predict (needs 2)", n);
-    return stream_alloc(tokens, n, 1, seq_len, 1, out);
+    return stream_alloc(tokens, n, 1, 0, 1, seq_len, 1, out);
 }
 
 void recur_textstream_free(recur_textstream *stream)
@@ -190,9 +205,9 @@ int recur_textstream_next(recur_textstream *stream, int32_t *tokens, int *steps,
         restarted = 1;
     }
     if (chunk_steps > 0) {
-        /* tokens [T+1, B]: row t, column b = data[b * L + o + t] */
+        /* tokens [T+1, B]: row t, column b = data[(first + b) * L + o + t] */
         for (size_t b = 0; b < B; b++) {
-            const int32_t *src = s->tokens + b * s->stream_len + o;
+            const int32_t *src = s->tokens + ((size_t)s->first + b) * s->stream_len + o;
             for (size_t t = 0; t <= chunk_steps; t++)
                 tokens[t * B + b] = src[t];
         }

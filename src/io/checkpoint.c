@@ -9,6 +9,7 @@
  * configuration, and weights must be finite. Numbers that must survive a
  * round trip bit for bit (the RNG state, the data fingerprint) are written
  * as decimal strings, because JSON numbers are doubles to most readers. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -199,23 +200,34 @@ static json_t *schedule_json(const recur_schedule *s)
     return obj;
 }
 
-/* The "recur_train" object. */
-static json_t *train_json(const recur_train_state *t, const char *const *buffers, int nbuffers)
+/* The "recur_train" object: the fields of any trainer, plus the language
+ * model's stream (batch, seq_len, position) when `lm` is set. */
+static json_t *train_json(const recur_train_state *t, const char *const *buffers, int nbuffers,
+                          int lm)
 {
-    json_t *obj = json_object(), *position = json_object(), *rng = json_array();
+    json_t *obj = json_object(), *position = lm ? json_object() : NULL, *rng = json_array();
     json_t *options = json_object();
-    int ok = obj && position && rng && options;
+    json_t *data_position = t->data_position_count > 0 ? json_array() : NULL;
+    int ok = obj && (position || !lm) && rng && options &&
+             (data_position || t->data_position_count <= 0);
     for (int i = 0; ok && i < 4; i++)
         ok = json_array_append_new(rng, u64_string(t->rng.s[i])) == 0;
     for (int i = 0; ok && i < t->option_count; i++)
         ok = put(options, t->option_names[i], json_string(t->option_values[i]));
-    ok = ok && put(position, "epoch", json_integer(t->position.epoch)) &&
-         put(position, "offset", json_integer(t->position.offset));
+    for (int i = 0; ok && i < t->data_position_count; i++) {
+        char text[24];
+        snprintf(text, sizeof text, "%" PRId64, t->data_position[i]);
+        ok = json_array_append_new(data_position, json_string(text)) == 0;
+    }
+    if (lm)
+        ok = ok && put(position, "epoch", json_integer(t->position.epoch)) &&
+             put(position, "offset", json_integer(t->position.offset));
     ok = ok && put(obj, "format", json_integer(RECUR_CHECKPOINT_FORMAT)) &&
-         put(obj, "step", json_integer(t->step)) &&
-         put(obj, "batch", json_integer(t->batch)) &&
-         put(obj, "seq_len", json_integer(t->seq_len)) &&
-         put(obj, "data_tokens", u64_string(t->data_tokens)) &&
+         put(obj, "step", json_integer(t->step));
+    if (lm)
+        ok = ok && put(obj, "batch", json_integer(t->batch)) &&
+             put(obj, "seq_len", json_integer(t->seq_len));
+    ok = ok && put(obj, "data_tokens", u64_string(t->data_tokens)) &&
          put(obj, "data_hash", u64_string(t->data_hash)) &&
          put(obj, "optimizer", optim_json(&t->optim, t->optim_step, buffers, nbuffers)) &&
          put(obj, "schedule", schedule_json(&t->schedule)) &&
@@ -223,9 +235,13 @@ static json_t *train_json(const recur_train_state *t, const char *const *buffers
              isfinite(t->best_val_loss) ? json_real(t->best_val_loss) : json_null()) &&
          put(obj, "best_step", json_integer(t->best_step)) &&
          put(obj, "elapsed_s", json_real(t->elapsed_s));
-    if (ok) {
+    if (ok && position) {
         ok = json_object_set_new(obj, "position", position) == 0;
         position = NULL;
+    }
+    if (ok && data_position) {
+        ok = json_object_set_new(obj, "data_position", data_position) == 0;
+        data_position = NULL;
     }
     if (ok) {
         ok = json_object_set_new(obj, "rng", rng) == 0;
@@ -236,6 +252,7 @@ static json_t *train_json(const recur_train_state *t, const char *const *buffers
         options = NULL;
     }
     json_decref(position);
+    json_decref(data_position);
     json_decref(rng);
     json_decref(options);
     if (!ok) {
@@ -263,20 +280,19 @@ static int put_metadata(recur_st_writer *w, const char *key, json_t *obj, int pr
 
 /* ---- Saving ------------------------------------------------------------- */
 
-static int check_train_for_save(const recur_lm *lm, const recur_train_state *t,
-                                const char **buffers, int *nbuffers)
+/* The checks of the fields any trainer saves; `who` names the caller in
+ * messages. Fills the optimizer's buffer names. */
+static int check_train_common(const char *who, const recur_train_state *t, size_t n,
+                              const char **buffers, int *nbuffers)
 {
-    const recur_lm_config *cfg = recur_lm_get_config(lm);
     if (t->step < 0 || t->optim_step < 0 || t->best_step < 0)
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: negative step count");
-    if (t->batch < 1 || t->seq_len < 1)
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: batch %d and seq_len %d "
-                            "must be >= 1", t->batch, t->seq_len);
-    if (t->position.epoch < 0 || t->position.offset < 0)
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: negative stream position");
+        return recur__error(RECUR_E_INVALID, "%s: negative step count", who);
     if (!isfinite(t->elapsed_s) || isnan(t->best_val_loss) || t->best_val_loss == -INFINITY)
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: elapsed_s must be finite "
-                            "and best_val_loss finite or +INFINITY");
+        return recur__error(RECUR_E_INVALID, "%s: elapsed_s must be finite and best_val_loss "
+                            "finite or +INFINITY", who);
+    if (t->data_position_count < 0 || t->data_position_count > RECUR_TRAIN_POSITION_MAX)
+        return recur__error(RECUR_E_INVALID, "%s: data_position_count %d is outside [0, %d]",
+                            who, t->data_position_count, RECUR_TRAIN_POSITION_MAX);
     int status = recur_optim_config_check(&t->optim);
     if (status)
         return status;
@@ -284,29 +300,70 @@ static int check_train_for_save(const recur_lm *lm, const recur_train_state *t,
     if (status)
         return status;
     *nbuffers = optim_buffer_names(&t->optim, buffers);
-    size_t n = recur_lm_size(lm), want;
+    size_t want;
     if (!recur__mul_size(n, (size_t)*nbuffers, &want) || want != t->optim_state_count)
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: optimizer state has %zu "
-                            "floats, expected %d buffers of %zu", t->optim_state_count,
-                            *nbuffers, n);
+        return recur__error(RECUR_E_INVALID, "%s: optimizer state has %zu floats, expected %d "
+                            "buffers of %zu", who, t->optim_state_count, *nbuffers, n);
     if (want && !t->optim_state)
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: optim_state is NULL");
-    if (!t->h || (cfg->cell == RECUR_CELL_LSTM) != (t->c != NULL))
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: h is required, and c "
-                            "exactly for an LSTM");
+        return recur__error(RECUR_E_INVALID, "%s: optim_state is NULL", who);
     if (t->option_count < 0 || t->option_count > MAX_OPTIONS ||
         (t->option_count && (!t->option_names || !t->option_values)))
-        return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: bad option list");
+        return recur__error(RECUR_E_INVALID, "%s: bad option list", who);
     for (int i = 0; i < t->option_count; i++) {
         if (!t->option_names[i] || !t->option_names[i][0] || !t->option_values[i])
-            return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: option %d has no "
-                                "name or value", i);
+            return recur__error(RECUR_E_INVALID, "%s: option %d has no name or value", who, i);
         for (int j = 0; j < i; j++)
             if (strcmp(t->option_names[i], t->option_names[j]) == 0)
-                return recur__error(RECUR_E_INVALID, "recur_checkpoint_save: option '%s' "
-                                    "appears twice", t->option_names[i]);
+                return recur__error(RECUR_E_INVALID, "%s: option '%s' appears twice", who,
+                                    t->option_names[i]);
     }
     return RECUR_OK;
+}
+
+static int check_train_for_save(const recur_lm *lm, const recur_train_state *t,
+                                const char **buffers, int *nbuffers)
+{
+    const char *who = "recur_checkpoint_save";
+    const recur_lm_config *cfg = recur_lm_get_config(lm);
+    if (t->batch < 1 || t->seq_len < 1)
+        return recur__error(RECUR_E_INVALID, "%s: batch %d and seq_len %d must be >= 1", who,
+                            t->batch, t->seq_len);
+    if (t->position.epoch < 0 || t->position.offset < 0)
+        return recur__error(RECUR_E_INVALID, "%s: negative stream position", who);
+    if (!t->h || (cfg->cell == RECUR_CELL_LSTM) != (t->c != NULL))
+        return recur__error(RECUR_E_INVALID, "%s: h is required, and c exactly for an LSTM",
+                            who);
+    return check_train_common(who, t, recur_lm_size(lm), buffers, nbuffers);
+}
+
+/* optimizer.<buffer> [n] for each buffer the optimizer keeps. */
+static int add_optim_tensors(recur_st_writer *w, const recur_train_state *t, size_t n,
+                             const char *const *buffers, int nbuffers)
+{
+    const int64_t count = (int64_t)n;
+    char name[64];
+    int status = RECUR_OK;
+    for (int k = 0; k < nbuffers && !status; k++) {
+        snprintf(name, sizeof name, "optimizer.%s", buffers[k]);
+        status = recur_st_writer_add(w, name, RECUR_DTYPE_F32, 1, &count,
+                                     t->optim_state + (size_t)k * n);
+    }
+    return status;
+}
+
+int recur_train_state_write(recur_st_writer *w, const recur_train_state *train, size_t n)
+{
+    if (!w || !train)
+        return recur__error(RECUR_E_INVALID, "recur_train_state_write: %s is NULL",
+                            !w ? "w" : "train");
+    const char *buffers[3];
+    int nbuffers = 0;
+    int status = check_train_common("recur_train_state_write", train, n, buffers, &nbuffers);
+    if (!status)
+        status = add_optim_tensors(w, train, n, buffers, nbuffers);
+    if (!status)
+        status = put_metadata(w, "recur_train", train_json(train, buffers, nbuffers, 0), 17);
+    return status;
 }
 
 int recur_checkpoint_save(const char *path, recur_lm *lm, const recur_vocab *vocab,
@@ -340,20 +397,14 @@ int recur_checkpoint_save(const char *path, recur_lm *lm, const recur_vocab *voc
         status = meta ? put_metadata(w, "recur", meta, 9) : RECUR_E_NOMEM;
     }
     if (train && !status) {
-        const int64_t n = (int64_t)recur_lm_size(lm);
-        char name[64];
-        for (int k = 0; k < nbuffers && !status; k++) {
-            snprintf(name, sizeof name, "optimizer.%s", buffers[k]);
-            status = recur_st_writer_add(w, name, RECUR_DTYPE_F32, 1, &n,
-                                         train->optim_state + (size_t)k * (size_t)n);
-        }
+        status = add_optim_tensors(w, train, recur_lm_size(lm), buffers, nbuffers);
         const int64_t state_shape[3] = {cfg->num_layers, train->batch, cfg->hidden_size};
         if (!status)
             status = recur_st_writer_add(w, "state.h", RECUR_DTYPE_F32, 3, state_shape, train->h);
         if (!status && train->c)
             status = recur_st_writer_add(w, "state.c", RECUR_DTYPE_F32, 3, state_shape, train->c);
         if (!status)
-            status = put_metadata(w, "recur_train", train_json(train, buffers, nbuffers), 17);
+            status = put_metadata(w, "recur_train", train_json(train, buffers, nbuffers, 1), 17);
     }
     if (!status)
         status = recur_st_writer_save(w, path);
@@ -735,14 +786,15 @@ static int read_options(const char *path, json_t *obj, owned_train_state *o)
     return RECUR_OK;
 }
 
-static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t *meta,
-                      owned_train_state *o)
+/* The fields of any trainer, and the optimizer.<buffer> tensors of a model
+ * of n parameters. */
+static int read_train_common(const char *path, const recur_st *st, json_t *meta, size_t n,
+                             owned_train_state *o)
 {
     const reader r = {path, "recur_train"};
     recur_train_state *t = &o->pub;
-    const recur_lm_config *cfg = recur_lm_get_config(lm);
-    int64_t format = 1, batch = 0, seq_len = 0;
-    json_t *position = NULL, *optim = NULL, *schedule = NULL, *options = NULL, *rng, *best;
+    int64_t format = 1;
+    json_t *optim = NULL, *schedule = NULL, *options = NULL, *rng, *best, *position;
     int status;
     if ((status = get_int(&r, meta, "format", 0, 1, 1, INT32_MAX, &format)))
         return status;
@@ -751,25 +803,12 @@ static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t
                     "recur reads (%d): upgrade recur", (long long)format,
                     RECUR_CHECKPOINT_FORMAT);
     if ((status = get_int(&r, meta, "step", 1, 0, 0, INT64_MAX, &t->step)) ||
-        (status = get_int(&r, meta, "batch", 1, 0, 1, MAX_DIM, &batch)) ||
-        (status = get_int(&r, meta, "seq_len", 1, 0, 1, MAX_DIM, &seq_len)) ||
         (status = get_int(&r, meta, "best_step", 1, 0, 0, INT64_MAX, &t->best_step)) ||
         (status = get_number(&r, meta, "elapsed_s", 1, 0.0, &t->elapsed_s)) ||
-        (status = get_object(&r, meta, "position", &position)) ||
         (status = get_object(&r, meta, "optimizer", &optim)) ||
         (status = get_object(&r, meta, "schedule", &schedule)) ||
         (status = get_object(&r, meta, "options", &options)))
         return status;
-    t->batch = (int)batch;
-    t->seq_len = (int)seq_len;
-    const reader rp = {path, "recur_train.position"};
-    if ((status = get_int(&rp, position, "epoch", 1, 0, 0, INT64_MAX, &t->position.epoch)) ||
-        (status = get_int(&rp, position, "offset", 1, 0, 0, INT64_MAX, &t->position.offset)))
-        return status;
-    if (t->position.offset % seq_len != 0)
-        return fail(path, RECUR_E_FORMAT, "metadata 'recur_train': position offset %lld is not "
-                    "a multiple of seq_len %lld", (long long)t->position.offset,
-                    (long long)seq_len);
     if ((status = parse_u64(&r, json_object_get(meta, "data_tokens"), "data_tokens",
                             &t->data_tokens)) ||
         (status = parse_u64(&r, json_object_get(meta, "data_hash"), "data_hash", &t->data_hash)))
@@ -788,6 +827,23 @@ static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t
         t->best_val_loss = INFINITY;
     else if ((status = get_number(&r, meta, "best_val_loss", 1, 0.0, &t->best_val_loss)))
         return status;
+    position = json_object_get(meta, "data_position");
+    if (position) {
+        if (!json_is_array(position) || json_array_size(position) > RECUR_TRAIN_POSITION_MAX)
+            return fail(path, RECUR_E_FORMAT, "metadata 'recur_train': \"data_position\" must be "
+                        "an array of at most %d decimal strings", RECUR_TRAIN_POSITION_MAX);
+        for (size_t i = 0; i < json_array_size(position); i++) {
+            const char *text = json_string_value(json_array_get(position, i));
+            char *end = NULL;
+            errno = 0;
+            long long x = text ? strtoll(text, &end, 10) : 0;
+            if (!text || !text[0] || *end || errno == ERANGE)
+                return fail(path, RECUR_E_FORMAT, "metadata 'recur_train': \"data_position\" "
+                            "entry %zu is not a decimal string of a 64-bit integer", i);
+            t->data_position[i] = (int64_t)x;
+        }
+        t->data_position_count = (int)json_array_size(position);
+    }
     if ((status = read_optim(path, optim, &t->optim, &t->optim_step)) ||
         (status = read_schedule(path, schedule, &t->schedule)) ||
         (status = read_options(path, options, o)))
@@ -796,8 +852,10 @@ static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t
     /* optimizer.<buffer> tensors: exactly the buffers the config uses. */
     const char *buffers[3];
     int nbuffers = optim_buffer_names(&t->optim, buffers);
-    const int64_t n = (int64_t)recur_lm_size(lm);
-    size_t count = (size_t)nbuffers * (size_t)n;
+    const int64_t count64 = (int64_t)n;
+    size_t count;
+    if (!recur__mul_size((size_t)nbuffers, n, &count))
+        return recur__error(RECUR_E_NOMEM, "optimizer state of %zu parameters is too large", n);
     if (count) {
         o->optim_state = recur__malloc(count * sizeof(float));
         if (!o->optim_state)
@@ -809,15 +867,58 @@ static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t
              recur_optim_name(t->optim.kind), (long long)n);
     for (int k = 0; k < nbuffers; k++) {
         snprintf(name, sizeof name, "optimizer.%s", buffers[k]);
-        if ((status = read_tensor(path, st, name, 1, &n, o->optim_state + (size_t)k * (size_t)n,
+        if ((status = read_tensor(path, st, name, 1, &count64, o->optim_state + (size_t)k * n,
                                   hint)))
             return status;
     }
     t->optim_state = o->optim_state;
     t->optim_state_count = count;
+    for (int i = 0; i < recur_st_count(st); i++) {
+        const char *tname = recur_st_at(st, i)->name;
+        if (strncmp(tname, "optimizer.", 10) != 0)
+            continue;
+        int known = 0;
+        for (int k = 0; !known && k < nbuffers; k++)
+            known = strcmp(tname + 10, buffers[k]) == 0;
+        if (!known)
+            return fail(path, RECUR_E_FORMAT, "unexpected tensor '%s' in the training state "
+                        "(%s keeps %d buffers)", tname, recur_optim_name(t->optim.kind),
+                        nbuffers);
+    }
+    return RECUR_OK;
+}
+
+/* The language model's training state: the common fields plus its stream
+ * (batch, seq_len, position) and carried state (state.h, state.c). */
+static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t *meta,
+                      owned_train_state *o)
+{
+    const reader r = {path, "recur_train"};
+    recur_train_state *t = &o->pub;
+    const recur_lm_config *cfg = recur_lm_get_config(lm);
+    int64_t batch = 0, seq_len = 0;
+    json_t *position = NULL;
+    int status;
+    if ((status = read_train_common(path, st, meta, recur_lm_size(lm), o)))
+        return status;
+    if ((status = get_int(&r, meta, "batch", 1, 0, 1, MAX_DIM, &batch)) ||
+        (status = get_int(&r, meta, "seq_len", 1, 0, 1, MAX_DIM, &seq_len)) ||
+        (status = get_object(&r, meta, "position", &position)))
+        return status;
+    t->batch = (int)batch;
+    t->seq_len = (int)seq_len;
+    const reader rp = {path, "recur_train.position"};
+    if ((status = get_int(&rp, position, "epoch", 1, 0, 0, INT64_MAX, &t->position.epoch)) ||
+        (status = get_int(&rp, position, "offset", 1, 0, 0, INT64_MAX, &t->position.offset)))
+        return status;
+    if (t->position.offset % seq_len != 0)
+        return fail(path, RECUR_E_FORMAT, "metadata 'recur_train': position offset %lld is not "
+                    "a multiple of seq_len %lld", (long long)t->position.offset,
+                    (long long)seq_len);
 
     size_t state_size = recur_lm_state_size(lm, t->batch);
     const int64_t shape[3] = {cfg->num_layers, batch, cfg->hidden_size};
+    char hint[96];
     o->h = recur__malloc((state_size ? state_size : 1) * sizeof(float));
     if (!o->h)
         return recur__error(RECUR_E_NOMEM, "out of memory for the carried state");
@@ -837,13 +938,50 @@ static int load_train(const char *path, const recur_st *st, recur_lm *lm, json_t
         const char *tname = recur_st_at(st, i)->name;
         int known = strcmp(tname, "state.h") == 0 ||
                     (cfg->cell == RECUR_CELL_LSTM && strcmp(tname, "state.c") == 0);
-        for (int k = 0; !known && k < nbuffers; k++)
-            known = strncmp(tname, "optimizer.", 10) == 0 && strcmp(tname + 10, buffers[k]) == 0;
-        if (!known && (strncmp(tname, "optimizer.", 10) == 0 || strncmp(tname, "state.", 6) == 0))
+        if (!known && strncmp(tname, "state.", 6) == 0)
             return fail(path, RECUR_E_FORMAT, "unexpected tensor '%s' in the training state "
-                        "(%s keeps %d buffers)", tname, recur_optim_name(t->optim.kind),
-                        nbuffers);
+                        "(a %s keeps state.h%s)", tname, recur_cell_name(cfg->cell),
+                        cfg->cell == RECUR_CELL_LSTM ? " and state.c" : "");
     }
+    return RECUR_OK;
+}
+
+int recur_train_state_read(const recur_st *st, const char *path, size_t n,
+                           recur_train_state **train)
+{
+    if (train)
+        *train = NULL;
+    if (!st || !train)
+        return recur__error(RECUR_E_INVALID, "recur_train_state_read: %s is NULL",
+                            !st ? "st" : "train");
+    if (!path)
+        path = "checkpoint";
+    const char *text = recur_st_metadata(st, "recur_train");
+    if (!text) {
+        for (int i = 0; i < recur_st_count(st); i++) {
+            const char *name = recur_st_at(st, i)->name;
+            if (strncmp(name, "optimizer.", 10) == 0)
+                return fail(path, RECUR_E_FORMAT, "tensor '%s' is training state, but the "
+                            "\"recur_train\" metadata is missing", name);
+        }
+        return RECUR_OK;
+    }
+    int status;
+    json_t *meta = parse_metadata(path, "recur_train", text, &status);
+    if (!meta)
+        return status;
+    owned_train_state *o = recur__calloc(1, sizeof *o);
+    if (!o) {
+        json_decref(meta);
+        return recur__error(RECUR_E_NOMEM, "out of memory for the training state");
+    }
+    status = read_train_common(path, st, meta, n, o);
+    json_decref(meta);
+    if (status) {
+        recur_train_state_free(&o->pub);
+        return status;
+    }
+    *train = &o->pub;
     return RECUR_OK;
 }
 
