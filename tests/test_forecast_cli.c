@@ -214,6 +214,13 @@ static void test_train_resume_predict(void)
                0);
     CHECK_STDERR_MENTIONS("step 120/120");
     CHECK_STDERR_MENTIONS("best validation");
+    CHECK_EXIT(run("train_json", "forecast", "train", "--data", data, "--target", "sales",
+                   "--time", "month", "--steps", "20", "--hidden", "8", "--json", "--out",
+                   path_of("json_run"), "--plot", path_of("train.svg"), NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("\"period\": 12, \"horizon\": 12");
+    CHECK_STDOUT_MENTIONS("best.safetensors\"");
+    CHECK(contains(path_of("train.svg"), "forecast of the next 12 steps"));
     CHECK(access(path_of("full/best.safetensors"), R_OK) == 0);
     /* the same run in two halves */
     CHECK_EXIT(run("train_half", "forecast", "train", "--data", data, "--target", "sales",

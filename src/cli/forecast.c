@@ -164,7 +164,8 @@ static int data_options(cli_option *t, fc_opts *o, unsigned flags)
          "plain or decimal years)", 0, 0, NULL, "none: steps 0, 1, ...", flags, 0},
         {"covariates", CLI_STRING, &o->covariates, "COL,COL", "further columns fed to the "
          "model as past inputs", 0, 0, NULL, "none", flags, 0},
-        {"json", CLI_FLAG, &o->json, NULL, "print the result as JSON", 0, 0, NULL, NULL, 0, 0},
+        {"json", CLI_FLAG, &o->json, NULL, "print the result (eval: the table; train: a "
+         "summary) as JSON", 0, 0, NULL, NULL, 0, 0},
         {"plot", CLI_STRING, &o->plot, "FILE.svg", "draw the history, the forecast and its "
          "interval", 0, 0, NULL, "none", 0, 0},
     };
@@ -178,13 +179,12 @@ static int model_options(cli_option *t, fc_opts *o, int eval)
 {
     const cli_option entries[] = {
         {"horizon", CLI_INT, &o->horizon, "N", "steps to forecast", 0, 100000, NULL,
-         "the period (0: that)", FROZEN, 0},
+         "0: the period", FROZEN, 0},
         {"period", CLI_INT, &o->period, "N", "seasonal period (1: none)", 0, 100000, NULL,
-         "detected from the autocorrelation (0: that)", FROZEN, 0},
+         "0: detected from the autocorrelation", FROZEN, 0},
         {"lookback", CLI_INT, &o->lookback, "N", "steps of backpropagation through time per "
          "chunk (the state carries older history)", 0, 100000, NULL,
-         "max(48, 2 x max(period, horizon)), at most half the fitted steps (0: that)", FROZEN,
-         0},
+         "0: max(48, 2 x max(period, horizon)), at most half the fitted steps", FROZEN, 0},
         {"cell", CLI_CHOICE, &o->cell, "CELL", "gru, lstm, rnn_tanh or rnn_relu", 0, 0,
          cell_choices, NULL, FROZEN, 0},
         {"hidden", CLI_INT, &o->hidden, "N", "hidden units per layer", 1, 65536, NULL, NULL,
@@ -204,7 +204,7 @@ static int model_options(cli_option *t, fc_opts *o, int eval)
         {"no-level", CLI_FLAG, &o->no_level, NULL, "do not feed the standardised level as an "
          "input (differences only)", 0, 0, NULL, NULL, FROZEN, 0},
         {"batch", CLI_INT, &o->batch, "B", "parallel streams over the fitted steps", 0, 4096,
-         NULL, "fitted steps / (4 x lookback), 1..32 (0: that)", FROZEN, 0},
+         NULL, "0: fitted steps / (4 x lookback), 1..32", FROZEN, 0},
         {"val-fraction", CLI_DOUBLE, &o->val_fraction, "F", "tail of the training part held "
          "out for early stopping and calibrating the interval", 0, 0.9, NULL, NULL, FROZEN, 0},
         {"test-fraction", CLI_DOUBLE, &o->test_fraction, "F", eval ? "tail of the series "
@@ -733,6 +733,23 @@ static int one_step_plot(const fc_run *r)
     return rc;
 }
 
+/* train --json: what was trained, where it is. */
+static void print_train_summary(const fc_run *r)
+{
+    printf("{\"data\": ");
+    forecast_json_string(stdout, r->o->data);
+    printf(", \"target\": ");
+    forecast_json_string(stdout, r->o->target);
+    printf(", \"checkpoint\": ");
+    forecast_json_string(stdout, r->model_path);
+    printf(", \"steps\": %zu, \"train_steps\": %zu, \"fit_steps\": %zu, \"period\": %d, "
+           "\"horizon\": %d, \"lookback\": %d, \"parameters\": %zu, \"train_seconds\": ",
+           r->n, r->n_train, r->n_fit, r->period, r->horizon, r->lookback,
+           recur_forecaster_size(r->fc));
+    json_number(stdout, r->seconds);
+    printf("}\n");
+}
+
 /* Plot of an evaluation: forecasts from origins h steps apart tile the test
  * part; with a horizon of 1 the one-step forecasts of every origin make one
  * band. */
@@ -842,6 +859,9 @@ static int cmd_train_or_eval(int argc, char **argv, int eval)
     n += added;
     options[n] = (cli_option)CLI_END;
     cli_find(options, "steps")->default_text = NULL;
+    cli_find(options, "weight-decay")->default_text = "0.01: pulls the corrections towards "
+                                                      "seasonal naive";
+    cli_find(options, "threads")->default_text = NULL;
     cli_find(options, "out")->default_text = eval ? "runs/forecast-eval-<data file name>"
                                                   : "runs/forecast-<data file name>";
     int rc = cli_parse(cmd, options, argc, argv, usage_text,
@@ -874,8 +894,11 @@ static int cmd_train_or_eval(int argc, char **argv, int eval)
             print_table(&r, &ev, r.model_path);
         if (!rc && o.plot)
             rc = eval_plot(&r);
-    } else if (!rc && o.plot) {
-        rc = future_plot(&r);
+    } else if (!rc) {
+        if (o.json)
+            print_train_summary(&r);
+        if (o.plot)
+            rc = future_plot(&r);
     }
     run_free(&r);
     return rc;

@@ -214,8 +214,14 @@ static int run_predict(predict_run *r)
         free(y), free(cov);
         return cli_fail(cmd, "", "%s", recur_last_error());
     }
+    /* after the model's calibration data, missing values go in as missing:
+     * the stream carries the last one forward without counting it as an
+     * observation for its interval tracking */
+    const size_t tracked = recur_forecaster_calibrated_steps(r->fc);
+    const double *raw = recur_series_values(r->series);
     for (size_t i = 0; i < n && !rc; i++)
-        if (recur_forecast_stream_push(r->stream, y[i], r->C ? cov + i * (size_t)r->C : NULL))
+        if (recur_forecast_stream_push(r->stream, i < tracked ? y[i] : raw[i],
+                                       r->C ? cov + i * (size_t)r->C : NULL))
             rc = cli_fail(cmd, "", "%s", recur_last_error());
     free(cov);
     if (rc) {

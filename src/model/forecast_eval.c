@@ -302,9 +302,13 @@ int recur_forecast_evaluate(const recur_forecaster *fc, const double *y, const d
     for (size_t i = 0; i < count; i++) {
         const size_t o = recur_forecast_origin_at(n, n_train, horizon, origins, i);
         if (stream) {
+            /* the test part goes in as it is: the stream carries a missing
+             * value forward itself (the same value as hist) and does not
+             * count it as an observation when it tracks the interval */
             for (; fed <= o; fed++)
-                if ((status = recur_forecast_stream_push(stream, hist[fed],
-                                                         C ? hist_cov + fed * Cs : NULL)))
+                if ((status = recur_forecast_stream_push(
+                         stream, fed < n_train ? hist[fed] : y[fed],
+                         C ? (fed < n_train ? hist_cov : cov) + fed * Cs : NULL)))
                     goto done;
             if ((status = recur_forecast_stream_forecast(stream, median, lo, hi)))
                 goto done;
