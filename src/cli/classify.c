@@ -805,6 +805,14 @@ static void resolve_defaults(cli_option *options, cls_opts *o, trainer_options *
 {
     if (!o->cell)
         o->cell = is_ts ? "gru" : "lstm";
+    if (o->pretrained) {
+        /* keep the language model's input distribution and smooth states
+         * (docs/classify.md: input dropout and max pooling undo pretraining) */
+        if (isnan(o->embed_dropout))
+            o->embed_dropout = 0.0;
+        if (!cli_find(options, "pool")->given)
+            o->pool = "mean";
+    }
     if (isnan(o->embed_dropout))
         o->embed_dropout = is_ts ? 0.0 : 0.5;
     if (isnan(to->lr))
@@ -853,11 +861,12 @@ static int data_and_model_options(cli_option *t, cls_opts *o)
         {"directions", CLI_INT, &o->directions, "D", "2: read each sequence both ways "
          "(bidirectional), 1: forward only", 1, 2, NULL, NULL, FROZEN, 0},
         {"pool", CLI_CHOICE, &o->pool, "HOW", "pooling over time: mean, max or last (the final "
-         "states)", 0, 0, pool_choices, NULL, FROZEN, 0},
+         "states)", 0, 0, pool_choices, "max; mean with --pretrained", FROZEN, 0},
         {"dropout", CLI_DOUBLE, &o->dropout, "P", "dropout on the pooled vector", 0, 0.99, NULL,
          NULL, FROZEN, 0},
         {"embed-dropout", CLI_DOUBLE, &o->embed_dropout, "P", "dropout on the embedded tokens "
-         "or scaled features", 0, 0.99, NULL, "0.5 for text, 0 for sequences", FROZEN, 0},
+         "or scaled features", 0, 0.99, NULL, "0.5 for text, 0 for sequences and with --pretrained",
+         FROZEN, 0},
         {"rnn-dropout", CLI_DOUBLE, &o->rnn_dropout, "P", "dropout between recurrent layers", 0,
          0.99, NULL, NULL, FROZEN, 0},
         {"batch", CLI_INT, &o->batch, "B", "sequences per batch (bucketed by length)", 1,
