@@ -158,7 +158,7 @@ static void test_rows(void)
     CHECK_ERROR_MENTIONS("rows.tsv:3");
     write_file(tsv, "label\ttext\n1\t  \n");
     CHECK_STATUS(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows), RECUR_E_FORMAT);
-    CHECK_ERROR_MENTIONS("rows.tsv:2: the text is empty");
+    CHECK_ERROR_MENTIONS("rows.tsv:2: the text (column 'text') is empty");
     write_file(tsv, "label\tbody\n1\tx\n");
     CHECK_STATUS(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows), RECUR_E_FORMAT);
     CHECK_ERROR_MENTIONS("no column 'text'");

@@ -50,6 +50,14 @@ RECUR_API const char *recur_strerror(int status);
  * storage; valid until the next recur call in this thread). "" if none. */
 RECUR_API const char *recur_last_error(void);
 RECUR_API void recur_clear_error(void);
+/* Sets the calling thread's message (printf format; the arguments may
+ * include recur_last_error() itself, e.g. to add context) and returns
+ * status: code built on recur reports its own failures the same way. */
+RECUR_API int recur_set_error(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 RECUR_API const char *recur_version(void);
 

@@ -20,9 +20,11 @@ typedef struct recur_lm_config {
     int hidden_size;    /* H */
     int num_layers;     /* L */
     float dropout;      /* between recurrent layers, training only */
+    float embedding_dropout; /* on the embedded tokens entering the stack, training only */
+    float output_dropout;    /* on the stack's output entering the head, training only */
 } recur_lm_config;
 
-/* lstm, V = 0 (must be set), E = 64, H = 256, L = 2, dropout 0. */
+/* lstm, V = 0 (must be set), E = 64, H = 256, L = 2, all dropouts 0. */
 RECUR_API recur_lm_config recur_lm_config_default(void);
 
 typedef struct recur_lm recur_lm;

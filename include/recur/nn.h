@@ -1,5 +1,5 @@
 /* recur/nn.h - the non-recurrent pieces of a model, each a forward/backward
- * pair over plain arrays: token embedding, linear layer, softmax
+ * pair over plain arrays: token embedding, linear layer, dropout, softmax
  * cross-entropy. Backward functions ADD into parameter gradients (zeroing is
  * the caller's) and OVERWRITE input gradients. Rows are independent: n is
  * any number of rows (e.g. T*B). */
@@ -27,6 +27,12 @@ RECUR_API void recur_linear_forward(const float *W, const float *b, int O, int I
  * be NULL). */
 RECUR_API void recur_linear_backward(const float *W, int O, int I, const float *x, size_t n,
                                      const float *dy, float *dW, float *db, float *dx);
+
+/* Inverted dropout: mask[i] = 0 with probability p, else 1/(1-p), one
+ * uniform draw from rng per element in order; y[i] = x[i] * mask[i] (y may
+ * alias x). The backward is dx[i] = dy[i] * mask[i]. p in [0, 1). */
+RECUR_API void recur_dropout_forward(const float *x, size_t n, float p, recur_rng *rng,
+                                     float *mask, float *y);
 
 /* Mean softmax cross-entropy in nats over the rows whose target is >= 0
  * (a negative target marks a row to ignore, e.g. padding):

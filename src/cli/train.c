@@ -25,7 +25,7 @@
 typedef struct train_opts {
     const char *data, *cell;
     int hidden, layers, embed, seq_len, batch;
-    double dropout, val_fraction;
+    double dropout, embed_dropout, output_dropout, val_fraction;
     int64_t sample_every, sample_length;
     int byte_level;
 } train_opts;
@@ -242,6 +242,8 @@ static int make_model(const char *cmd, lm_run *r)
         cfg.hidden_size = o->hidden;
         cfg.num_layers = o->layers;
         cfg.dropout = (float)o->dropout;
+        cfg.embedding_dropout = (float)o->embed_dropout;
+        cfg.output_dropout = (float)o->output_dropout;
         if (recur_lm_create(&cfg, &r->lm))
             return cli_fail(cmd, "", "cannot create the model: %s", recur_last_error());
         recur_lm_init(r->lm, trainer_rng(r->t));
@@ -300,6 +302,10 @@ int cmd_train(int argc, char **argv)
         {"embed", CLI_INT, &o.embed, "N", "embedding size", 1, 65536, NULL, NULL, FROZEN, 0},
         {"dropout", CLI_DOUBLE, &o.dropout, "P", "dropout between recurrent layers", 0, 0.99,
          NULL, NULL, FROZEN, 0},
+        {"embed-dropout", CLI_DOUBLE, &o.embed_dropout, "P", "dropout on the embedded "
+         "characters entering the first layer", 0, 0.99, NULL, NULL, FROZEN, 0},
+        {"output-dropout", CLI_DOUBLE, &o.output_dropout, "P", "dropout on the last layer's "
+         "output entering the head", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"byte-level", CLI_FLAG, &o.byte_level, NULL, "use the 256 byte values as the "
          "vocabulary instead of the text's characters", 0, 0, NULL, NULL, FROZEN, 0},
         {"seq-len", CLI_INT, &o.seq_len, "T", "steps of truncated backpropagation per chunk", 1,
@@ -313,7 +319,9 @@ int cmd_train(int argc, char **argv)
         {"sample-length", CLI_INT64, &o.sample_length, "N", "characters per sample", 1, 1e9,
          NULL, NULL, SAVED, 0},
     };
-    int count = 12;
+    int count = 0; /* the entries above; the rest of the table is zeroed */
+    while (options[count].name)
+        count++;
     int added = trainer_add_options(options + count, CAPACITY - 1 - count, &to);
     if (added < 0)
         return cli_fail(cmd, "", "internal error: the option table is too small");
@@ -387,11 +395,11 @@ int cmd_train(int argc, char **argv)
     const recur_lm_config *cfg = recur_lm_get_config(r.lm);
     if (dist_is_main()) {
         fprintf(stderr, "recur train: %s %s, %d layer%s of %d, embedding %d, %d %s, %zu "
-                "parameters; dropout %g\n", r.resumed ? "resuming" : "model",
+                "parameters; dropout %g (embedding %g, output %g)\n", r.resumed ? "resuming" : "model",
                 recur_cell_name(cfg->cell), cfg->num_layers, cfg->num_layers == 1 ? "" : "s",
                 cfg->hidden_size, cfg->embedding_size, cfg->vocab_size,
                 recur_vocab_get_kind(r.vocab) == RECUR_VOCAB_BYTES ? "bytes" : "characters",
-                recur_lm_size(r.lm), cfg->dropout);
+                recur_lm_size(r.lm), cfg->dropout, cfg->embedding_dropout, cfg->output_dropout);
         char ranks[64] = ""; /* MPI */
         if (dist_active())
             snprintf(ranks, sizeof ranks, " on each of %d ranks", dist_size());

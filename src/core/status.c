@@ -42,6 +42,18 @@ int recur__error(int status, const char *fmt, ...)
     return status;
 }
 
+/* Formats through a copy: the arguments may include recur_last_error(). */
+int recur_set_error(int status, const char *fmt, ...)
+{
+    char message[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    memcpy(last_error, message, sizeof message);
+    return status;
+}
+
 static void *default_malloc(size_t size, void *user)
 {
     (void)user;

@@ -440,15 +440,15 @@ int recur_text_rows_read(const char *path, const char *label_col, const char *te
             if (blank(text)) {
                 recur__free(text);
                 recur__free(label);
-                status = recur__error(RECUR_E_FORMAT, "%s:%lld: the text is empty", path,
-                                      (long long)row_line);
+                status = recur__error(RECUR_E_FORMAT, "%s:%lld: the text (column '%s') is "
+                                      "empty", path, (long long)row_line, text_col);
                 goto done;
             }
             if (label && blank(label)) {
                 recur__free(text);
                 recur__free(label);
-                status = recur__error(RECUR_E_FORMAT, "%s:%lld: the label is empty", path,
-                                      (long long)row_line);
+                status = recur__error(RECUR_E_FORMAT, "%s:%lld: the label (column '%s') is "
+                                      "empty", path, (long long)row_line, label_col);
                 goto done;
             }
         }

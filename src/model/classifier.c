@@ -560,13 +560,8 @@ static int forward(recur_classifier *m, const recur_seqset *set, const size_t *i
             }
         }
     }
-    if (train && c->embed_dropout > 0.0f) {
-        const float keep = 1.0f / (1.0f - c->embed_dropout);
-        for (size_t j = 0; j < rows * I; j++) {
-            m->in_mask[j] = recur_rng_uniform(rng) < c->embed_dropout ? 0.0f : keep;
-            m->x[j] *= m->in_mask[j];
-        }
-    }
+    if (train && c->embed_dropout > 0.0f)
+        recur_dropout_forward(m->x, rows * I, c->embed_dropout, rng, m->in_mask, m->x);
     recur_rnn_input in = {T, B, m->x, 0, m->lengths, NULL, NULL};
     recur_rnn_output out = {m->y, m->hn, NULL};
     status = recur_rnn_forward(m->rnn, train ? RECUR_MODE_TRAIN : RECUR_MODE_INFER, &in, &out,
@@ -609,13 +604,8 @@ static int forward(recur_classifier *m, const recur_seqset *set, const size_t *i
             }
         }
     }
-    if (train && c->dropout > 0.0f) {
-        const float keep = 1.0f / (1.0f - c->dropout);
-        for (size_t j = 0; j < n * P; j++) {
-            m->mask[j] = recur_rng_uniform(rng) < c->dropout ? 0.0f : keep;
-            m->pooled[j] *= m->mask[j];
-        }
-    }
+    if (train && c->dropout > 0.0f)
+        recur_dropout_forward(m->pooled, n * P, c->dropout, rng, m->mask, m->pooled);
     recur_linear_forward(m->params + m->off_head_w, m->params + m->off_head_b, c->num_classes,
                          m->P, m->pooled, n, m->logits);
     return RECUR_OK;

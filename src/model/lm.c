@@ -1,8 +1,8 @@
 /* lm.c - the token language model: embedding -> recurrent stack -> linear
  * head -> softmax cross-entropy, with truncated BPTT over chunks and
  * streaming generation.
- *   e = E[tokens[0..T-1]]       [T*B, E]
- *   y, hn = rnn(e, h)           [T*B, H]
+ *   e = E[tokens[0..T-1]]       [T*B, E]   (times a dropout mask in training)
+ *   y, hn = rnn(e, h)           [T*B, H]   (times a dropout mask in training)
  *   z = y W_head^T + b_head     [T*B, V]
  *   loss = mean_t,b -log softmax(z)[tokens[t+1]]
  * All parameters live in one flat array (state_dict order), so the
@@ -32,13 +32,15 @@ struct recur_lm {
     float *logits;  /* [rows, V], reused as dlogits */
     float *dy;      /* [rows, H] */
     float *demb;    /* [rows, E] */
+    float *emask;   /* [rows, E] embedding dropout mask, or NULL */
+    float *ymask;   /* [rows, H] output dropout mask, or NULL */
     int32_t *targets; /* [rows] */
     float *hn, *cn; /* [L, B, H] */
 };
 
 recur_lm_config recur_lm_config_default(void)
 {
-    return (recur_lm_config){RECUR_CELL_LSTM, 0, 64, 256, 2, 0.0f};
+    return (recur_lm_config){RECUR_CELL_LSTM, 0, 64, 256, 2, 0.0f, 0.0f, 0.0f};
 }
 
 static int check_config(const recur_lm_config *c)
@@ -51,6 +53,11 @@ static int check_config(const recur_lm_config *c)
     if (c->embedding_size < 1 || c->embedding_size > 65536)
         return recur__error(RECUR_E_INVALID, "lm config: embedding_size %d outside 1..65536",
                             c->embedding_size);
+    if (!(c->embedding_dropout >= 0.0f && c->embedding_dropout < 1.0f) ||
+        !(c->output_dropout >= 0.0f && c->output_dropout < 1.0f))
+        return recur__error(RECUR_E_INVALID, "lm config: embedding_dropout %g and "
+                            "output_dropout %g must lie in [0, 1)", (double)c->embedding_dropout,
+                            (double)c->output_dropout);
     return RECUR_OK;
 }
 
@@ -132,10 +139,13 @@ static void free_workspace(recur_lm *lm)
     recur__free(lm->logits);
     recur__free(lm->dy);
     recur__free(lm->demb);
+    recur__free(lm->emask);
+    recur__free(lm->ymask);
     recur__free(lm->targets);
     recur__free(lm->hn);
     recur__free(lm->cn);
     lm->emb = lm->y = lm->logits = lm->dy = lm->demb = lm->hn = lm->cn = NULL;
+    lm->emask = lm->ymask = NULL;
     lm->targets = NULL;
     lm->capacity_rows = 0;
 }
@@ -207,8 +217,13 @@ static int reserve(recur_lm *lm, int T, int B)
     lm->targets = recur__calloc(rows, sizeof(int32_t));
     lm->hn = recur__calloc(recur_lm_state_size(lm, B), sizeof(float));
     lm->cn = recur__calloc(recur_lm_state_size(lm, B), sizeof(float));
+    if (lm->config.embedding_dropout > 0.0f)
+        lm->emask = recur__calloc(rows, E * sizeof(float));
+    if (lm->config.output_dropout > 0.0f)
+        lm->ymask = recur__calloc(rows, H * sizeof(float));
     if (!lm->emb || !lm->y || !lm->logits || !lm->dy || !lm->demb || !lm->targets || !lm->hn ||
-        !lm->cn) {
+        !lm->cn || (lm->config.embedding_dropout > 0.0f && !lm->emask) ||
+        (lm->config.output_dropout > 0.0f && !lm->ymask)) {
         free_workspace(lm);
         return recur__error(RECUR_E_NOMEM, "out of memory: lm workspace for T=%d B=%d", T, B);
     }
@@ -237,6 +252,12 @@ static int lm_forward(recur_lm *lm, recur_mode mode, const int32_t *tokens, int 
                                 "token id %d at step %zu of sequence %zu outside the vocabulary (0..%d)",
                                 (int)tokens[i], i / B, i % B, V - 1);
     recur_embedding_forward(lm->embedding, V, E, tokens, rows, lm->emb);
+    const bool train = mode == RECUR_MODE_TRAIN;
+    const recur_lm_config *cfg = &lm->config;
+    if (train && (cfg->embedding_dropout > 0.0f || cfg->output_dropout > 0.0f) && !rng)
+        return recur__error(RECUR_E_INVALID, "lm: dropout in training needs an rng");
+    if (train && cfg->embedding_dropout > 0.0f)
+        recur_dropout_forward(lm->emb, rows * E, cfg->embedding_dropout, rng, lm->emask, lm->emb);
     bool lstm = lm->config.cell == RECUR_CELL_LSTM;
     recur_rnn_input in = {T, B, lm->emb, 0, NULL, h, lstm ? c : NULL};
     recur_rnn_output out = {lm->y, lm->hn, lstm ? lm->cn : NULL};
@@ -246,10 +267,12 @@ static int lm_forward(recur_lm *lm, recur_mode mode, const int32_t *tokens, int 
         memcpy(h, lm->hn, state * sizeof(float));
     if (c && lstm)
         memcpy(c, lm->cn, state * sizeof(float));
+    if (train && cfg->output_dropout > 0.0f)
+        recur_dropout_forward(lm->y, rows * H, cfg->output_dropout, rng, lm->ymask, lm->y);
     recur_linear_forward(lm->head_weight, lm->head_bias, V, H, lm->y, rows, lm->logits);
     memcpy(lm->targets, tokens + B, rows * sizeof(int32_t));
     return recur_softmax_xent(lm->logits, rows, V, lm->targets, 1.0f,
-                              mode == RECUR_MODE_TRAIN ? lm->logits : NULL, loss, NULL);
+                              train ? lm->logits : NULL, loss, NULL);
 }
 
 int recur_lm_evaluate(recur_lm *lm, const int32_t *tokens, int T, int B, float *h, float *c,
@@ -270,10 +293,16 @@ int recur_lm_train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float
     /* lm->logits now holds dloss/dlogits */
     recur_linear_backward(lm->head_weight, V, H, lm->y, rows, lm->logits, lm->d_head_weight,
                           lm->d_head_bias, lm->dy);
+    if (lm->config.output_dropout > 0.0f)
+        for (size_t i = 0; i < rows * H; i++)
+            lm->dy[i] *= lm->ymask[i];
     recur_rnn_grad_in gin = {lm->dy, NULL, NULL}; /* the carried state is detached */
     recur_rnn_grad_out gout = {lm->demb, NULL, NULL};
     if ((status = recur_rnn_backward(lm->rnn, &gin, &gout)))
         return status;
+    if (lm->config.embedding_dropout > 0.0f)
+        for (size_t i = 0; i < rows * E; i++)
+            lm->demb[i] *= lm->emask[i];
     recur_embedding_backward(lm->d_embedding, E, tokens, rows, lm->demb);
     return RECUR_OK;
 }

@@ -55,6 +55,16 @@ void recur_linear_backward(const float *W, int O, int I, const float *x, size_t 
         recur_gemm(false, false, (int)n, I, O, 1.0f, dy, O, W, I, 0.0f, dx, I);
 }
 
+void recur_dropout_forward(const float *x, size_t n, float p, recur_rng *rng, float *mask,
+                           float *y)
+{
+    const float keep = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = recur_rng_uniform(rng) < p ? 0.0f : keep;
+        y[i] = x[i] * mask[i];
+    }
+}
+
 int recur_softmax_xent(const float *logits, size_t n, int V, const int32_t *targets, float scale,
                        float *dlogits, double *loss, size_t *count)
 {

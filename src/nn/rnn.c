@@ -22,6 +22,7 @@
 #include "barrier.h"
 #include "cell.h"
 #include "internal.h"
+#include "recur/nn.h"
 #include "recur/rnn.h"
 #include "rnn_internal.h"
 #include "tensor/gemm.h"
@@ -672,15 +673,10 @@ int recur_rnn_forward(recur_rnn *rnn, recur_mode mode, const recur_rnn_input *in
             /* in_{l+1} = y_l * mask, mask = 0 with probability p, else 1/(1-p);
              * in inference the next layer reads y_l unchanged. */
             float *next = rnn->layers[l + 1].in;
-            if (dropout) {
-                float scale = 1.0f / (1.0f - c->dropout);
-                for (size_t i = 0; i < rows * DH; i++) {
-                    lb->mask[i] = recur_rng_uniform(rng) < c->dropout ? 0.0f : scale;
-                    next[i] = lb->y[i] * lb->mask[i];
-                }
-            } else if (next != lb->y) {
+            if (dropout)
+                recur_dropout_forward(lb->y, rows * DH, c->dropout, rng, lb->mask, next);
+            else if (next != lb->y)
                 memcpy(next, lb->y, rows * DH * sizeof(float));
-            }
         }
     }
     if (out->y)

@@ -1,0 +1,163 @@
+/* test_lm.c - the language model's own pieces beyond the PyTorch fixtures
+ * (tests/parity/lm.c): the gradient of recur_lm_train_step against central
+ * differences with every dropout on (embedding, between layers, output),
+ * evaluation ignoring dropout, the carried state, and config errors. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "recur.h"
+
+enum { V = 7, T = 4, B = 3 };
+
+/* The mean loss of one chunk with the dropout masks drawn from `seed`;
+ * gradients accumulate into the model's (callers zero them). */
+static double chunk_loss(recur_lm *lm, const int32_t *tokens, uint64_t seed)
+{
+    recur_rng rng;
+    recur_rng_seed(&rng, seed);
+    double loss = NAN;
+    if (recur_lm_train_step(lm, tokens, T, B, NULL, NULL, &rng, &loss) != RECUR_OK)
+        return NAN;
+    return loss;
+}
+
+static void gradient_case(recur_cell cell, float p_embed, float p_layers, float p_out)
+{
+    recur_lm_config cfg = recur_lm_config_default();
+    cfg.cell = cell;
+    cfg.vocab_size = V;
+    cfg.embedding_size = 4;
+    cfg.hidden_size = 5;
+    cfg.num_layers = 2;
+    cfg.dropout = p_layers;
+    cfg.embedding_dropout = p_embed;
+    cfg.output_dropout = p_out;
+    recur_lm *lm = NULL;
+    CHECK_OK(recur_lm_create(&cfg, &lm));
+    if (!lm)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 11);
+    recur_lm_init(lm, &rng);
+    int32_t tokens[(T + 1) * B];
+    for (int i = 0; i < (T + 1) * B; i++)
+        tokens[i] = (int32_t)(recur_rng_next(&rng) % V);
+
+    const size_t n = recur_lm_size(lm);
+    float *params = recur_lm_params(lm);
+    recur_lm_zero_grad(lm);
+    double base = chunk_loss(lm, tokens, 99);
+    CHECK(isfinite(base));
+    float *analytic = malloc(n * sizeof(float));
+    memcpy(analytic, recur_lm_grads(lm), n * sizeof(float));
+    double scale = 0.0, worst = 0.0;
+    size_t worst_at = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs(analytic[i]));
+    const float eps = 1e-2f;
+    for (size_t i = 0; i < n; i++) {
+        float saved = params[i];
+        params[i] = saved + eps;
+        double lp = chunk_loss(lm, tokens, 99);
+        params[i] = saved - eps;
+        double lmi = chunk_loss(lm, tokens, 99);
+        params[i] = saved;
+        double err = fabs((lp - lmi) / (2.0 * eps) - analytic[i]);
+        if (!(err <= worst)) {
+            worst = err;
+            worst_at = i;
+        }
+    }
+    CHECK_MSG(worst / scale < 3e-3, "%s dropouts %g/%g/%g: gradient error %.3g (scale %.3g) "
+              "at parameter %zu", recur_cell_name(cell), (double)p_embed, (double)p_layers,
+              (double)p_out, worst, scale, worst_at);
+
+    /* the masks really drop something: another seed gives another loss */
+    if (p_embed > 0.0f || p_layers > 0.0f || p_out > 0.0f)
+        CHECK(fabs(chunk_loss(lm, tokens, 100) - base) > 1e-6);
+
+    /* evaluation uses no dropout: it equals training of a dropout-free copy */
+    recur_lm_config plain = cfg;
+    plain.dropout = plain.embedding_dropout = plain.output_dropout = 0.0f;
+    recur_lm *ref = NULL;
+    CHECK_OK(recur_lm_create(&plain, &ref));
+    if (ref) {
+        memcpy(recur_lm_params(ref), params, n * sizeof(float));
+        double eval = NAN, train = NAN;
+        CHECK_OK(recur_lm_evaluate(lm, tokens, T, B, NULL, NULL, &eval));
+        CHECK_OK(recur_lm_train_step(ref, tokens, T, B, NULL, NULL, NULL, &train));
+        CHECK_NEAR(eval, train, 1e-6);
+        recur_lm_free(ref);
+    }
+    free(analytic);
+    recur_lm_free(lm);
+}
+
+/* Two chunks with the state carried equal one chunk twice as long. */
+static void carried_state(void)
+{
+    recur_lm_config cfg = recur_lm_config_default();
+    cfg.vocab_size = V;
+    cfg.embedding_size = 3;
+    cfg.hidden_size = 4;
+    recur_lm *lm = NULL;
+    CHECK_OK(recur_lm_create(&cfg, &lm));
+    if (!lm)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 5);
+    recur_lm_init(lm, &rng);
+    int32_t tokens[(2 * T + 1) * B];
+    for (int i = 0; i < (2 * T + 1) * B; i++)
+        tokens[i] = (int32_t)(recur_rng_next(&rng) % V);
+    const size_t S = recur_lm_state_size(lm, B);
+    float *h = calloc(S, sizeof(float)), *c = calloc(S, sizeof(float));
+    double whole = NAN, first = NAN, second = NAN;
+    CHECK_OK(recur_lm_evaluate(lm, tokens, 2 * T, B, NULL, NULL, &whole));
+    CHECK_OK(recur_lm_evaluate(lm, tokens, T, B, h, c, &first));
+    CHECK_OK(recur_lm_evaluate(lm, tokens + T * B, T, B, h, c, &second));
+    CHECK_NEAR((first + second) / 2.0, whole, 1e-5);
+    free(h), free(c);
+    recur_lm_free(lm);
+}
+
+static void config_errors(void)
+{
+    recur_lm_config cfg = recur_lm_config_default();
+    cfg.vocab_size = V;
+    recur_lm *lm = NULL;
+    cfg.output_dropout = 1.0f;
+    CHECK_STATUS(recur_lm_create(&cfg, &lm), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("output_dropout");
+    cfg.output_dropout = 0.0f;
+    cfg.embedding_dropout = -0.1f;
+    CHECK_STATUS(recur_lm_create(&cfg, &lm), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("embedding_dropout");
+    CHECK(lm == NULL);
+    /* dropout in training without an rng */
+    cfg.embedding_dropout = 0.2f;
+    CHECK_OK(recur_lm_create(&cfg, &lm));
+    int32_t tokens[(T + 1) * B] = {0};
+    double loss;
+    CHECK_STATUS(recur_lm_train_step(lm, tokens, T, B, NULL, NULL, NULL, &loss), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("rng");
+    tokens[5] = V;
+    CHECK_STATUS(recur_lm_evaluate(lm, tokens, T, B, NULL, NULL, &loss), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("outside the vocabulary");
+    recur_lm_free(lm);
+}
+
+int main(void)
+{
+    const recur_cell cells[] = {RECUR_CELL_LSTM, RECUR_CELL_GRU, RECUR_CELL_RNN_TANH};
+    for (int k = 0; k < 3; k++) {
+        gradient_case(cells[k], 0.0f, 0.0f, 0.0f);
+        gradient_case(cells[k], 0.3f, 0.4f, 0.5f);
+    }
+    carried_state();
+    config_errors();
+    CHECK_DONE();
+}
