@@ -11,135 +11,24 @@
  * random moments during frequent saves (latest always loads); Ctrl-C saves
  * and exits 0; model-only checkpoints load for eval but cannot resume. */
 #define _POSIX_C_SOURCE 200809L
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "recur.h"
 
-extern char **environ;
+#include "cli_harness.h"
 
-static const char *recur_bin;
-static char dir[256];      /* the temporary folder */
-static char text_path[512]; /* the training text */
-static char last_out[600], last_err[600];
+static char text_path[600]; /* the training text */
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static char *read_all(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    size_t got = buf ? fread(buf, 1, (size_t)len, f) : 0;
-    fclose(f);
-    if (!buf)
-        return NULL;
-    buf[got] = '\0';
-    if (len_out)
-        *len_out = got;
-    return buf;
-}
-
-static int write_all(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t put = fwrite(data, 1, len, f);
-    fclose(f);
-    return put == len ? 0 : -1;
-}
-
-static void path_of(char *out, size_t size, const char *name)
-{
-    snprintf(out, size, "%s/%s", dir, name);
-}
-
-/* Starts `recur args...` with stdout/stderr into dir/<tag>.out/.err. */
-static pid_t spawn_recur(const char *tag, const char *const *args)
-{
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = recur_bin;
-    for (int i = 0; args[i] && n < 63; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    snprintf(last_out, sizeof last_out, "%s/%s.out", dir, tag);
-    snprintf(last_err, sizeof last_err, "%s/%s.err", dir, tag);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, last_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, last_err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, recur_bin, &fa, NULL, (char *const *)argv, environ) != 0)
-        pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-}
-
-/* Exit status, or 128 + signal number when killed. */
-static int wait_status(pid_t pid)
-{
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) < 0)
-        return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Runs recur with a NULL-terminated argument list; returns the exit code. */
-static int recur(const char *tag, ...)
-{
-    const char *args[64];
-    int n = 0;
-    va_list ap;
-    va_start(ap, tag);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) && n < 63)
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    return wait_status(spawn_recur(tag, args));
-}
-
-static int contains(const char *path, const char *needle)
-{
-    char *text = read_all(path, NULL);
-    int found = text && strstr(text, needle) != NULL;
-    free(text);
-    return found;
-}
-
-/* Checks an exit code; on failure prints the command's stderr. */
-#define CHECK_EXIT(got, want)                                                              \
-    do {                                                                                   \
-        int exit_got_ = (got);                                                             \
-        CHECK_MSG(exit_got_ == (want), "exit code %d, expected %d", exit_got_, (want));    \
-        if (exit_got_ != (want)) {                                                         \
-            char *err_ = read_all(last_err, NULL);                                         \
-            fprintf(stderr, "  stderr (%s):\n%s\n", last_err, err_ ? err_ : "(none)");      \
-            free(err_);                                                                    \
-        }                                                                                  \
-    } while (0)
-
-#define CHECK_STDERR_MENTIONS(needle)                                                      \
-    CHECK_MSG(contains(last_err, needle), "stderr %s lacks \"%s\"", last_err, needle)
 
 /* One row of metrics.csv: step and the columns that must be reproducible
  * (everything but tokens_per_s and elapsed_s), as text. */
@@ -151,27 +40,11 @@ typedef struct csv_row {
 
 static int read_metrics(const char *path, csv_row *rows, int max)
 {
-    char *text = read_all(path, NULL);
+    char *text = read_all(path), *cursor = text, *cols[9];
     if (!text)
         return -1;
     int n = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && n < max;
-         line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "step,", 5) == 0)
-            continue;
-        char *cols[9] = {0};
-        int k = 0;
-        for (char *p = line; k < 9; k++) {
-            cols[k] = p;
-            char *comma = strchr(p, ',');
-            if (!comma) {
-                k++;
-                break;
-            }
-            *comma = '\0';
-            p = comma + 1;
-        }
+    for (int k; n < max && (k = next_csv_row(&cursor, cols, 9)) >= 0;) {
         if (k != 9)
             continue;
         csv_row *r = &rows[n++];
@@ -198,13 +71,13 @@ static int load_ok(const char *path, recur_lm **lm, recur_vocab **vocab, recur_t
 
 static void test_help_and_version(void)
 {
-    CHECK_EXIT(recur("version", "--version", NULL), 0);
+    CHECK_EXIT(run("version", "--version", NULL), 0);
     CHECK_MSG(contains(last_out, RECUR_VERSION_STRING), "--version lacks the version");
-    CHECK_EXIT(recur("help", "--help", NULL), 0);
+    CHECK_EXIT(run("help", "--help", NULL), 0);
     CHECK_MSG(contains(last_out, "train") && contains(last_out, "sample") &&
               contains(last_out, "eval"), "--help lacks the commands");
-    CHECK_EXIT(recur("none", NULL), 2);
-    CHECK_EXIT(recur("unknown_command", "fly", NULL), 2);
+    CHECK_EXIT(run("none", NULL), 2);
+    CHECK_EXIT(run("unknown_command", "fly", NULL), 2);
 
     static const char *const train_opts[] = {
         "--data", "--cell", "--hidden", "--layers", "--embed", "--seq-len", "--batch",
@@ -215,60 +88,58 @@ static void test_help_and_version(void)
         "--byte-level", "--threads", "--on-nan", "--metrics", "(default: 256)",
         "(default: lstm)", "(default: 100)", "(default: 32)", "(default: 0.002)",
         "(default: 5)", NULL};
-    CHECK_EXIT(recur("train_help", "train", "--help", NULL), 0);
+    CHECK_EXIT(run("train_help", "train", "--help", NULL), 0);
     for (int i = 0; train_opts[i]; i++)
         CHECK_MSG(contains(last_out, train_opts[i]), "train --help lacks %s", train_opts[i]);
     static const char *const sample_opts[] = {"--model", "--prime", "--length", "--temperature",
                                               "--top-k", "--top-p", "--seed", "(default: 500)",
                                               NULL};
-    CHECK_EXIT(recur("sample_help", "sample", "--help", NULL), 0);
+    CHECK_EXIT(run("sample_help", "sample", "--help", NULL), 0);
     for (int i = 0; sample_opts[i]; i++)
         CHECK_MSG(contains(last_out, sample_opts[i]), "sample --help lacks %s", sample_opts[i]);
-    CHECK_EXIT(recur("eval_help", "eval", "--help", NULL), 0);
+    CHECK_EXIT(run("eval_help", "eval", "--help", NULL), 0);
     CHECK_MSG(contains(last_out, "--model") && contains(last_out, "--data") &&
               contains(last_out, "--json"), "eval --help lacks an option");
 }
 
 static void test_bad_flags(void)
 {
-    CHECK_EXIT(recur("bad1", "train", "--data", text_path, "--hiden", "3", NULL), 2);
+    CHECK_EXIT(run("bad1", "train", "--data", text_path, "--hiden", "3", NULL), 2);
     CHECK_STDERR_MENTIONS("unknown option '--hiden'");
-    CHECK_EXIT(recur("bad2", "train", "--data", text_path, "--hidden", "abc", NULL), 2);
+    CHECK_EXIT(run("bad2", "train", "--data", text_path, "--hidden", "abc", NULL), 2);
     CHECK_STDERR_MENTIONS("'abc' is not an integer");
-    CHECK_EXIT(recur("bad3", "train", "--data", text_path, "--hidden", "0", NULL), 2);
+    CHECK_EXIT(run("bad3", "train", "--data", text_path, "--hidden", "0", NULL), 2);
     CHECK_STDERR_MENTIONS("out of range");
-    CHECK_EXIT(recur("bad4", "train", "--data", text_path, "--cell", "transformer", NULL), 2);
+    CHECK_EXIT(run("bad4", "train", "--data", text_path, "--cell", "transformer", NULL), 2);
     CHECK_STDERR_MENTIONS("lstm, gru, rnn_tanh, rnn_relu");
-    CHECK_EXIT(recur("bad5", "train", "--data", text_path, "--lr", NULL), 2);
+    CHECK_EXIT(run("bad5", "train", "--data", text_path, "--lr", NULL), 2);
     CHECK_STDERR_MENTIONS("needs a value");
-    CHECK_EXIT(recur("bad6", "train", "--lr", "0.1", NULL), 2);
+    CHECK_EXIT(run("bad6", "train", "--lr", "0.1", NULL), 2);
     CHECK_STDERR_MENTIONS("--data");
-    CHECK_EXIT(recur("bad7", "train", "--data", text_path, "--lr", "nan", NULL), 2);
-    CHECK_EXIT(recur("bad8", "train", "--data", text_path, "--schedule", "cosine", "--time", "5",
-                     NULL), 2);
+    CHECK_EXIT(run("bad7", "train", "--data", text_path, "--lr", "nan", NULL), 2);
+    CHECK_EXIT(run("bad8", "train", "--data", text_path, "--schedule", "cosine", "--time", "5",
+                   NULL), 2);
     CHECK_STDERR_MENTIONS("--decay-steps");
-    CHECK_EXIT(recur("bad9", "train", "--data", text_path, "--optimizer", "sgd", "--nesterov",
-                     NULL), 2);
+    CHECK_EXIT(run("bad9", "train", "--data", text_path, "--optimizer", "sgd", "--nesterov",
+                   NULL), 2);
     CHECK_STDERR_MENTIONS("nesterov");
-    CHECK_EXIT(recur("bad10", "train", "--data", text_path, "stray", NULL), 2);
-    CHECK_EXIT(recur("bad11", "sample", "--length", "5", NULL), 2);
+    CHECK_EXIT(run("bad10", "train", "--data", text_path, "stray", NULL), 2);
+    CHECK_EXIT(run("bad11", "sample", "--length", "5", NULL), 2);
     CHECK_STDERR_MENTIONS("--model");
-    CHECK_EXIT(recur("bad12", "sample", "--model", "x", "--temperature", "0", NULL), 2);
-    CHECK_EXIT(recur("bad13", "sample", "--model", "x", "--top-p", "1.5", NULL), 2);
-    CHECK_EXIT(recur("bad14", "eval", "--model", "x", NULL), 2);
-    CHECK_EXIT(recur("bad15", "eval", "--data", text_path, "--json=maybe", NULL), 2);
+    CHECK_EXIT(run("bad12", "sample", "--model", "x", "--temperature", "0", NULL), 2);
+    CHECK_EXIT(run("bad13", "sample", "--model", "x", "--top-p", "1.5", NULL), 2);
+    CHECK_EXIT(run("bad14", "eval", "--model", "x", NULL), 2);
+    CHECK_EXIT(run("bad15", "eval", "--data", text_path, "--json=maybe", NULL), 2);
 }
 
 static void test_train_eval_sample(void)
 {
-    char out[512], metrics[600], latest[600], val_path[600];
-    path_of(out, sizeof out, "run_main");
-    snprintf(metrics, sizeof metrics, "%s/metrics.csv", out);
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
-    CHECK_EXIT(recur("train_main", "train", "--data", text_path, "--out", out, "--hidden", "64",
-                     "--layers", "1", "--embed", "16", "--seq-len", "25", "--batch", "16",
-                     "--lr", "0.01", "--steps", "90", "--val-every", "30", "--log-every", "10",
-                     "--threads", "1", "--sample-every", "90", "--sample-length", "50", NULL), 0);
+    const char *out = path_of("run_main"), *metrics = path_of("run_main/metrics.csv");
+    const char *latest = path_of("run_main/latest.safetensors");
+    CHECK_EXIT(run("train_main", "train", "--data", text_path, "--out", out, "--hidden", "64",
+                   "--layers", "1", "--embed", "16", "--seq-len", "25", "--batch", "16",
+                   "--lr", "0.01", "--steps", "90", "--val-every", "30", "--log-every", "10",
+                   "--threads", "1", "--sample-every", "90", "--sample-length", "50", NULL), 0);
     CHECK_STDERR_MENTIONS("seed 1");
     CHECK_STDERR_MENTIONS("command line: recur train");
     CHECK_STDERR_MENTIONS("sample at step 90");
@@ -293,13 +164,13 @@ static void test_train_eval_sample(void)
      * validation tail (one stream, so close to but not exactly the B-stream
      * number of training) */
     size_t text_len = 0;
-    char *text = read_all(text_path, &text_len);
+    char *text = read_file(text_path, &text_len);
     size_t val_len = (size_t)llround((double)text_len * 0.1);
-    path_of(val_path, sizeof val_path, "val.txt");
+    const char *val_path = path_of("val.txt");
     write_all(val_path, text + text_len - val_len, val_len);
-    CHECK_EXIT(recur("eval_main", "eval", "--model", latest, "--data", val_path, "--json", NULL),
+    CHECK_EXIT(run("eval_main", "eval", "--model", latest, "--data", val_path, "--json", NULL),
                0);
-    char *json = read_all(last_out, NULL);
+    char *json = read_all(last_out);
     double loss = NAN, bpc = NAN, ppl = NAN;
     long chars = 0;
     CHECK_MSG(json && sscanf(json, "{\"loss\": %lf, \"bpc\": %lf, \"perplexity\": %lf, "
@@ -312,18 +183,16 @@ static void test_train_eval_sample(void)
     CHECK(chars == (long)val_len - 1);
 
     /* same protocol with one stream: eval must give the training's number */
-    char out1[512], latest1[600], metrics1[600];
-    path_of(out1, sizeof out1, "run_b1");
-    snprintf(latest1, sizeof latest1, "%s/latest.safetensors", out1);
-    snprintf(metrics1, sizeof metrics1, "%s/metrics.csv", out1);
-    CHECK_EXIT(recur("train_b1", "train", "--data", text_path, "--out", out1, "--hidden", "32",
-                     "--layers", "2", "--embed", "8", "--seq-len", "30", "--batch", "1",
-                     "--cell", "gru", "--steps", "12", "--val-every", "6", "--threads", "1",
-                     NULL), 0);
+    const char *out1 = path_of("run_b1"), *latest1 = path_of("run_b1/latest.safetensors");
+    const char *metrics1 = path_of("run_b1/metrics.csv");
+    CHECK_EXIT(run("train_b1", "train", "--data", text_path, "--out", out1, "--hidden", "32",
+                   "--layers", "2", "--embed", "8", "--seq-len", "30", "--batch", "1",
+                   "--cell", "gru", "--steps", "12", "--val-every", "6", "--threads", "1",
+                   NULL), 0);
     n = read_metrics(metrics1, rows, 64);
-    CHECK_EXIT(recur("eval_b1", "eval", "--model", latest1, "--data", val_path, "--json", NULL),
+    CHECK_EXIT(run("eval_b1", "eval", "--model", latest1, "--data", val_path, "--json", NULL),
                0);
-    json = read_all(last_out, NULL);
+    json = read_all(last_out);
     CHECK(json && sscanf(json, "{\"loss\": %lf", &loss) == 1);
     free(json);
     CHECK_MSG(n >= 1, "no metrics rows");
@@ -331,23 +200,22 @@ static void test_train_eval_sample(void)
         CHECK_NEAR(loss, rows[n - 1].val_loss, 2e-6);
 
     /* eval: a character outside the vocabulary is named with its position */
-    char odd_path[600];
-    path_of(odd_path, sizeof odd_path, "odd.txt");
+    const char *odd_path = path_of("odd.txt");
     write_all(odd_path, "ROMEO:\nhello ~ world\n", 21);
-    CHECK_EXIT(recur("eval_odd", "eval", "--model", latest, "--data", odd_path, NULL), 1);
+    CHECK_EXIT(run("eval_odd", "eval", "--model", latest, "--data", odd_path, NULL), 1);
     CHECK_STDERR_MENTIONS("'~'");
     CHECK_STDERR_MENTIONS("character 13");
 
     /* sampling determinism */
-    CHECK_EXIT(recur("s1", "sample", "--model", latest, "--seed", "7", "--length", "200",
-                     "--prime", "ROMEO:", NULL), 0);
-    char *s1 = read_all(last_out, NULL);
-    CHECK_EXIT(recur("s2", "sample", "--model", latest, "--seed", "7", "--length", "200",
-                     "--prime", "ROMEO:", NULL), 0);
-    char *s2 = read_all(last_out, NULL);
-    CHECK_EXIT(recur("s3", "sample", "--model", latest, "--seed", "8", "--length", "200",
-                     "--prime", "ROMEO:", NULL), 0);
-    char *s3 = read_all(last_out, NULL);
+    CHECK_EXIT(run("s1", "sample", "--model", latest, "--seed", "7", "--length", "200",
+                   "--prime", "ROMEO:", NULL), 0);
+    char *s1 = read_all(last_out);
+    CHECK_EXIT(run("s2", "sample", "--model", latest, "--seed", "7", "--length", "200",
+                   "--prime", "ROMEO:", NULL), 0);
+    char *s2 = read_all(last_out);
+    CHECK_EXIT(run("s3", "sample", "--model", latest, "--seed", "8", "--length", "200",
+                   "--prime", "ROMEO:", NULL), 0);
+    char *s3 = read_all(last_out);
     CHECK(s1 && s2 && s3);
     if (s1 && s2 && s3) {
         CHECK_MSG(strcmp(s1, s2) == 0, "same seed, different text");
@@ -356,12 +224,12 @@ static void test_train_eval_sample(void)
                   "sample of %zu bytes, expected the prime and 200 characters", strlen(s1));
     }
     free(s1), free(s2), free(s3);
-    CHECK_EXIT(recur("s4", "sample", "--model", latest, "--seed", "7", "--length", "100",
-                     "--top-k", "3", "--temperature", "0.7", NULL), 0);
-    s1 = read_all(last_out, NULL);
+    CHECK_EXIT(run("s4", "sample", "--model", latest, "--seed", "7", "--length", "100",
+                   "--top-k", "3", "--temperature", "0.7", NULL), 0);
+    s1 = read_all(last_out);
     CHECK_MSG(s1 && strlen(s1) == 100, "top-k sample has %zu bytes", s1 ? strlen(s1) : 0);
     free(s1);
-    CHECK_EXIT(recur("s5", "sample", "--model", latest, "--prime", "\xce\xa9mega", NULL), 2);
+    CHECK_EXIT(run("s5", "sample", "--model", latest, "--prime", "\xce\xa9mega", NULL), 2);
     CHECK_STDERR_MENTIONS("U+03A9");
     free(text);
 }
@@ -374,25 +242,22 @@ static int params_equal(recur_lm *a, recur_lm *b)
 
 static void test_resume_exact(void)
 {
-    char a[512], b[512], ma[600], mb[600], la[600], lb[600];
-    path_of(a, sizeof a, "resume_a");
-    path_of(b, sizeof b, "resume_b");
-    snprintf(ma, sizeof ma, "%s/metrics.csv", a);
-    snprintf(mb, sizeof mb, "%s/metrics.csv", b);
-    snprintf(la, sizeof la, "%s/latest.safetensors", a);
-    snprintf(lb, sizeof lb, "%s/latest.safetensors", b);
+    const char *a = path_of("resume_a"), *b = path_of("resume_b");
+    const char *ma = path_of("resume_a/metrics.csv"), *mb = path_of("resume_b/metrics.csv");
+    const char *la = path_of("resume_a/latest.safetensors");
+    const char *lb = path_of("resume_b/latest.safetensors");
 #define RESUME_FLAGS "--data", text_path, "--hidden", "24", "--layers", "2", "--embed", "8", \
                      "--seq-len", "20", "--batch", "6", "--dropout", "0.2", "--val-every", "10", \
                      "--log-every", "5", "--save-every", "7", "--threads", "1", "--schedule", \
                      "cosine", "--decay-steps", "40", "--warmup", "5"
-    CHECK_EXIT(recur("resume_a", "train", RESUME_FLAGS, "--out", a, "--steps", "40", NULL), 0);
-    CHECK_EXIT(recur("resume_b1", "train", RESUME_FLAGS, "--out", b, "--steps", "20", NULL), 0);
+    CHECK_EXIT(run("resume_a", "train", RESUME_FLAGS, "--out", a, "--steps", "40", NULL), 0);
+    CHECK_EXIT(run("resume_b1", "train", RESUME_FLAGS, "--out", b, "--steps", "20", NULL), 0);
     /* a frozen option cannot change; a new run cannot reuse the folder */
-    CHECK_EXIT(recur("resume_frozen", "train", "--resume", "--out", b, "--hidden", "64", NULL), 2);
+    CHECK_EXIT(run("resume_frozen", "train", "--resume", "--out", b, "--hidden", "64", NULL), 2);
     CHECK_STDERR_MENTIONS("--hidden 64 differs");
-    CHECK_EXIT(recur("resume_exists", "train", RESUME_FLAGS, "--out", b, NULL), 1);
+    CHECK_EXIT(run("resume_exists", "train", RESUME_FLAGS, "--out", b, NULL), 1);
     CHECK_STDERR_MENTIONS("--resume");
-    CHECK_EXIT(recur("resume_b2", "train", "--resume", "--out", b, "--steps", "40", NULL), 0);
+    CHECK_EXIT(run("resume_b2", "train", "--resume", "--out", b, "--steps", "40", NULL), 0);
     CHECK_STDERR_MENTIONS("continuing at step 20");
 
     csv_row ra[32], rb[32];
@@ -432,11 +297,9 @@ static void test_resume_exact(void)
 
 static void test_nan(void)
 {
-    char out[512], latest[600];
-    path_of(out, sizeof out, "nan_stop");
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
-    CHECK_EXIT(recur("nan_stop", "train", TINY, "--out", out, "--steps", "40", "--save-every",
-                     "10", "--inject-nan", "15", NULL), 1);
+    const char *out = path_of("nan_stop"), *latest = path_of("nan_stop/latest.safetensors");
+    CHECK_EXIT(run("nan_stop", "train", TINY, "--out", out, "--steps", "40", "--save-every",
+                   "10", "--inject-nan", "15", NULL), 1);
     CHECK_STDERR_MENTIONS("not finite");
     CHECK_STDERR_MENTIONS("step 15");
     CHECK_STDERR_MENTIONS("is intact");
@@ -446,12 +309,12 @@ static void test_nan(void)
     CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
     CHECK(ts && ts->step == 10);
     recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
-    CHECK_EXIT(recur("nan_eval", "eval", "--model", latest, "--data", text_path, NULL), 0);
+    CHECK_EXIT(run("nan_eval", "eval", "--model", latest, "--data", text_path, NULL), 0);
 
-    path_of(out, sizeof out, "nan_skip");
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
-    CHECK_EXIT(recur("nan_skip", "train", TINY, "--out", out, "--steps", "30", "--inject-nan",
-                     "15", "--on-nan", "skip", NULL), 0);
+    out = path_of("nan_skip");
+    latest = path_of("nan_skip/latest.safetensors");
+    CHECK_EXIT(run("nan_skip", "train", TINY, "--out", out, "--steps", "30", "--inject-nan",
+                   "15", "--on-nan", "skip", NULL), 0);
     CHECK_STDERR_MENTIONS("update skipped");
     lm = NULL, vocab = NULL, ts = NULL;
     CHECK_OK(load_ok(latest, &lm, &vocab, &ts));
@@ -513,16 +376,14 @@ static void write_broken(const char *path, recur_lm *lm, const recur_vocab *voca
 
 static void test_corrupt(void)
 {
-    char out[512], latest[600], bad[600];
-    path_of(out, sizeof out, "corrupt");
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
-    CHECK_EXIT(recur("corrupt_train", "train", TINY, "--out", out, "--steps", "5", NULL), 0);
+    const char *out = path_of("corrupt"), *latest = path_of("corrupt/latest.safetensors");
+    CHECK_EXIT(run("corrupt_train", "train", TINY, "--out", out, "--steps", "5", NULL), 0);
     size_t len = 0;
-    char *image = read_all(latest, &len);
+    char *image = read_file(latest, &len);
     CHECK(image && len > 1000);
     if (!image)
         return;
-    path_of(bad, sizeof bad, "bad.safetensors");
+    const char *bad = path_of("bad.safetensors");
 
     /* damaged files: every command fails cleanly with exit 1 */
     struct {
@@ -544,10 +405,10 @@ static void test_corrupt(void)
             copy[cases[i].flip] = (char)0xff;
         write_all(bad, copy, cases[i].keep);
         free(copy);
-        CHECK_EXIT(recur("corrupt_eval", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_EXIT(run("corrupt_eval", "eval", "--model", bad, "--data", text_path, NULL), 1);
         CHECK_MSG(contains(last_err, "error") && contains(last_err, cases[i].needle),
                   "%s: stderr %s lacks \"%s\"", cases[i].what, last_err, cases[i].needle);
-        CHECK_EXIT(recur("corrupt_sample", "sample", "--model", bad, "--seed", "1", NULL), 1);
+        CHECK_EXIT(run("corrupt_sample", "sample", "--model", bad, "--seed", "1", NULL), 1);
     }
     /* random bytes and a missing file */
     {
@@ -558,9 +419,9 @@ static void test_corrupt(void)
             noise[i] = (char)(x >> 56);
         }
         write_all(bad, noise, sizeof noise);
-        CHECK_EXIT(recur("corrupt_noise", "eval", "--model", bad, "--data", text_path, NULL), 1);
-        CHECK_EXIT(recur("missing", "eval", "--model", "/nonexistent/x.safetensors", "--data",
-                         text_path, NULL), 1);
+        CHECK_EXIT(run("corrupt_noise", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_EXIT(run("missing", "eval", "--model", "/nonexistent/x.safetensors", "--data",
+                       text_path, NULL), 1);
         CHECK_STDERR_MENTIONS("/nonexistent/x.safetensors");
     }
     free(image);
@@ -592,71 +453,43 @@ static void test_corrupt(void)
         CHECK_ERROR_MENTIONS(broken[i].needle);
         CHECK_ERROR_MENTIONS(bad);
         CHECK(lm2 == NULL && vocab2 == NULL);
-        CHECK_EXIT(recur("broken_eval", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_EXIT(run("broken_eval", "eval", "--model", bad, "--data", text_path, NULL), 1);
     }
 
     /* garbled weights: a NaN bit pattern in head.bias, the last tensor of a
      * model-only file */
     CHECK_OK(recur_checkpoint_save(bad, lm, vocab, NULL));
-    image = read_all(bad, &len);
+    image = read_file(bad, &len);
     if (image && len > 4) {
         memset(image + len - 4, 0xff, 4);
         write_all(bad, image, len);
-        CHECK_EXIT(recur("corrupt_nan", "eval", "--model", bad, "--data", text_path, NULL), 1);
+        CHECK_EXIT(run("corrupt_nan", "eval", "--model", bad, "--data", text_path, NULL), 1);
         CHECK_STDERR_MENTIONS("'head.bias' holds NaN");
     }
     free(image);
 
     /* a model-only checkpoint (as PyTorch writes) evaluates and samples, but
      * cannot be resumed */
-    char model_only_dir[512], model_only[600];
-    path_of(model_only_dir, sizeof model_only_dir, "model_only");
+    const char *model_only_dir = path_of("model_only");
+    const char *model_only = path_of("model_only/latest.safetensors");
     mkdir(model_only_dir, 0777);
-    snprintf(model_only, sizeof model_only, "%s/latest.safetensors", model_only_dir);
     CHECK_OK(recur_checkpoint_save(model_only, lm, vocab, NULL));
     recur_train_state *ts = (recur_train_state *)1;
     CHECK_OK(recur_checkpoint_load(model_only, &lm2, &vocab2, &ts));
     CHECK(ts == NULL && lm2 && params_equal(lm, lm2));
     recur_lm_free(lm2), recur_vocab_free(vocab2);
-    CHECK_EXIT(recur("model_only_eval", "eval", "--model", model_only, "--data", text_path, NULL),
+    CHECK_EXIT(run("model_only_eval", "eval", "--model", model_only, "--data", text_path, NULL),
                0);
-    CHECK_EXIT(recur("model_only_sample", "sample", "--model", model_only, "--seed", "2",
-                     "--length", "20", NULL), 0);
-    CHECK_EXIT(recur("model_only_resume", "train", "--resume", "--out", model_only_dir, NULL), 1);
+    CHECK_EXIT(run("model_only_sample", "sample", "--model", model_only, "--seed", "2",
+                   "--length", "20", NULL), 0);
+    CHECK_EXIT(run("model_only_resume", "train", "--resume", "--out", model_only_dir, NULL), 1);
     CHECK_STDERR_MENTIONS("no training state");
     recur_lm_free(lm), recur_vocab_free(vocab);
 }
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Waits (up to 20 s) until path exists. */
-static int wait_for(const char *path)
-{
-    struct stat info;
-    for (double t0 = now_s(); now_s() - t0 < 20;) {
-        if (stat(path, &info) == 0)
-            return 1;
-        sleep_us(5000);
-    }
-    return 0;
-}
-
 static void test_kill_during_saves(void)
 {
-    char out[512], latest[600];
-    path_of(out, sizeof out, "kill");
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    const char *out = path_of("kill"), *latest = path_of("kill/latest.safetensors");
     const char *first[] = {"train", TINY, "--out", out, "--steps", "1000000", "--save-every", "1",
                            "--val-every", "0", "--log-every", "1000", NULL};
     const char *again[] = {"train", "--resume", "--out", out, "--threads", "1", NULL};
@@ -666,10 +499,10 @@ static void test_kill_during_saves(void)
         pid_t pid = spawn_recur("kill_train", round == 0 ? first : again);
         CHECK(pid > 0);
         if (round == 0)
-            CHECK_MSG(wait_for(latest), "no checkpoint appeared");
-        sleep_us(30000 + rand() % 300000);
+            CHECK_MSG(wait_for_file(latest, 20), "no checkpoint appeared");
+        sleep_s(0.03 + 1e-6 * (rand() % 300000));
         kill(pid, SIGKILL);
-        int status = wait_status(pid);
+        int status = wait_exit(pid);
         CHECK_MSG(status == 128 + SIGKILL, "round %d: training ended with %d before the kill",
                   round, status);
         recur_lm *lm = NULL;
@@ -683,7 +516,7 @@ static void test_kill_during_saves(void)
             last_step = ts->step;
         }
         recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
-        CHECK_EXIT(recur("kill_eval", "eval", "--model", latest, "--data", text_path, NULL), 0);
+        CHECK_EXIT(run("kill_eval", "eval", "--model", latest, "--data", text_path, NULL), 0);
     }
     CHECK_MSG(last_step > 1, "training made no progress between kills (step %lld)",
               (long long)last_step);
@@ -691,15 +524,13 @@ static void test_kill_during_saves(void)
 
 static void test_sigint(void)
 {
-    char out[512], latest[600];
-    path_of(out, sizeof out, "sigint");
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
+    const char *out = path_of("sigint"), *latest = path_of("sigint/latest.safetensors");
     const char *args[] = {"train", TINY, "--out", out, "--steps", "1000000", "--save-every", "20",
                           "--val-every", "0", NULL};
     pid_t pid = spawn_recur("sigint_train", args);
-    CHECK_MSG(wait_for(latest), "no checkpoint appeared");
+    CHECK_MSG(wait_for_file(latest, 20), "no checkpoint appeared");
     kill(pid, SIGINT);
-    CHECK_EXIT(wait_status(pid), 0);
+    CHECK_EXIT(wait_exit(pid), 0);
     CHECK_STDERR_MENTIONS("interrupted at step");
     CHECK_STDERR_MENTIONS("--resume");
     recur_lm *lm = NULL;
@@ -712,16 +543,14 @@ static void test_sigint(void)
 
 static void test_byte_level(void)
 {
-    char out[512], latest[600];
-    path_of(out, sizeof out, "bytes");
-    snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
-    CHECK_EXIT(recur("bytes_train", "train", TINY, "--out", out, "--byte-level", "--cell",
-                     "rnn_tanh", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05",
-                     "--steps", "10", NULL), 0);
-    CHECK_EXIT(recur("bytes_sample", "sample", "--model", latest, "--seed", "3", "--length", "30",
-                     NULL), 0);
+    const char *out = path_of("bytes"), *latest = path_of("bytes/latest.safetensors");
+    CHECK_EXIT(run("bytes_train", "train", TINY, "--out", out, "--byte-level", "--cell",
+                   "rnn_tanh", "--optimizer", "sgd", "--momentum", "0.9", "--lr", "0.05",
+                   "--steps", "10", NULL), 0);
+    CHECK_EXIT(run("bytes_sample", "sample", "--model", latest, "--seed", "3", "--length", "30",
+                   NULL), 0);
     size_t len = 0;
-    free(read_all(last_out, &len));
+    free(read_file(last_out, &len));
     CHECK(len == 30);
     recur_lm *lm = NULL;
     recur_vocab *vocab = NULL;
@@ -734,25 +563,16 @@ static void test_byte_level(void)
 
 int main(int argc, char **argv)
 {
-    recur_bin = argc > 1 ? argv[1] : RECUR_BINARY_DIR "/recur";
-    if (access(recur_bin, X_OK) != 0) {
-        fprintf(stderr, "test_cli: the recur binary %s is missing (build the 'recur' target)\n",
-                recur_bin);
+    if (cli_begin(argc, argv, "test_cli"))
         return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/recur_test_cli_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
     /* the first 30,000 characters of tiny Shakespeare */
     size_t len = 0;
-    char *corpus = read_all(RECUR_SOURCE_DIR "/data/tinyshakespeare.txt", &len);
+    char *corpus = read_file(RECUR_SOURCE_DIR "/data/tinyshakespeare.txt", &len);
     if (!corpus || len < 30000) {
         fprintf(stderr, "test_cli: cannot read data/tinyshakespeare.txt\n");
         return 1;
     }
-    path_of(text_path, sizeof text_path, "text.txt");
+    snprintf(text_path, sizeof text_path, "%s", path_of("text.txt"));
     write_all(text_path, corpus, 30000);
     free(corpus);
 
@@ -766,13 +586,6 @@ int main(int argc, char **argv)
     test_sigint();
     test_byte_level();
 
-    if (!check_failed) {
-        const char *rm[] = {"rm", "-rf", dir, NULL};
-        pid_t pid;
-        if (posix_spawnp(&pid, "rm", NULL, NULL, (char *const *)rm, environ) == 0)
-            waitpid(pid, NULL, 0);
-    } else {
-        fprintf(stderr, "test_cli: files kept in %s\n", dir);
-    }
+    cli_end("test_cli");
     CHECK_DONE();
 }

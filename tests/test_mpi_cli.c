@@ -18,86 +18,31 @@
  * refuses to run under mpirun. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <spawn.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "recur.h"
 
-extern char **environ;
+#include "cli_harness.h"
 
-static const char *recur_bin, *mpiexec;
-static char dir[256], text_path[512];
-static char last_err[600], last_out[600];
+static const char *mpiexec;
+static char text_path[600];
 static char tag_env[64]; /* RECUR_MPI_TEST=<our pid>: marks the ranks we start */
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/* Reads a whole file, also those of /proc (whose size reads as 0). */
-static char *read_all(const char *path, size_t *len_out)
+/* Starts `recur args` (ranks = 0) or `mpiexec -np ranks recur args` as
+ * spawn_cmd does, with our tag and `env` (NULL: none) added to the
+ * environment. */
+static pid_t spawn_np(const char *tag, int ranks, const char *env, const char *const *args)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        len += fread(buf + len, 1, cap - 1 - len, f);
-        if (len + 1 < cap)
-            break;
-        char *grown = realloc(buf, cap * 2);
-        if (!grown) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = grown;
-        cap *= 2;
-    }
-    fclose(f);
-    if (!buf)
-        return NULL;
-    buf[len] = '\0';
-    if (len_out)
-        *len_out = len;
-    return buf;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void path_of(char *out, size_t size, const char *name)
-{
-    snprintf(out, size, "%s/%s", dir, name);
-}
-
-/* Starts `recur args` (ranks = 0) or `mpiexec -np ranks recur args`, with
- * stdout/stderr into dir/<tag>.out/.err and `env` added to the
- * environment (NULL: none). */
-static pid_t spawn(const char *tag, int ranks, const char *env, const char *const *args)
-{
-    const char *argv[80];
+    const char *argv[CLI_MAX_ARGS];
     int n = 0;
     char np[16];
     snprintf(np, sizeof np, "%d", ranks);
@@ -109,29 +54,11 @@ static pid_t spawn(const char *tag, int ranks, const char *env, const char *cons
         argv[n++] = "--oversubscribe";
     }
     argv[n++] = recur_bin;
-    for (int i = 0; args[i] && n < 79; i++)
+    for (int i = 0; args[i] && n < CLI_MAX_ARGS - 1; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    snprintf(last_out, sizeof last_out, "%s/%s.out", dir, tag);
-    snprintf(last_err, sizeof last_err, "%s/%s.err", dir, tag);
-    char *envp[512];
-    int e = 0;
-    for (char **p = environ; *p && e < 509; p++)
-        envp[e++] = *p;
-    envp[e++] = tag_env;
-    if (env)
-        envp[e++] = (char *)env;
-    envp[e] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, last_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, last_err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    if (posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp) != 0)
-        pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
+    const char *const added[] = {tag_env, env, NULL};
+    return spawn_cmd(tag, argv, added);
 }
 
 /* The pid of rank `rank` of a job we started (-1 when none): a process
@@ -151,7 +78,7 @@ static pid_t find_rank(int rank)
         char path[64];
         snprintf(path, sizeof path, "/proc/%ld/environ", pid);
         size_t len = 0;
-        char *env = read_all(path, &len);
+        char *env = read_file(path, &len);
         int tagged = 0, ranked = 0;
         for (size_t i = 0; env && i < len; i += strlen(env + i) + 1) {
             tagged |= strcmp(env + i, tag_env) == 0;
@@ -184,86 +111,35 @@ static void kill_ranks(void)
 }
 
 /* Exit status (128 + signal when killed), or -2 after `limit` seconds (then
- * the job is killed). */
-static int wait_for(pid_t pid, double limit)
+ * the job is killed); then kills what is left of our ranks. */
+static int wait_job(pid_t pid, double limit)
 {
-    if (pid < 0)
-        return -1;
-    const double start = now_s();
-    for (;;) {
-        int status = 0;
-        pid_t got = waitpid(pid, &status, WNOHANG);
-        if (got == pid) {
-            kill_ranks();
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        }
-        if (got < 0)
-            return -1;
-        if (now_s() - start > limit) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            kill_ranks();
-            return -2;
-        }
-        sleep_s(0.02);
-    }
+    const int status = wait_exit_within(pid, limit);
+    if (status != -1)
+        kill_ranks();
+    return status;
 }
 
-#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static int run(const char *tag, int ranks, const char *const *args)
+static int run_np(const char *tag, int ranks, const char *const *args)
 {
-    return wait_for(spawn(tag, ranks, NULL, args), 120);
+    return wait_job(spawn_np(tag, ranks, NULL, args), 120);
 }
-
-static int contains(const char *path, const char *needle)
-{
-    char *text = read_all(path, NULL);
-    int found = text && strstr(text, needle) != NULL;
-    free(text);
-    return found;
-}
-
-#define CHECK_EXIT(got, want)                                                              \
-    do {                                                                                   \
-        int exit_got_ = (got);                                                             \
-        CHECK_MSG(exit_got_ == (want), "exit code %d, expected %d", exit_got_, (want));    \
-        if (exit_got_ != (want)) {                                                         \
-            char *err_ = read_all(last_err, NULL);                                         \
-            fprintf(stderr, "  stderr (%s):\n%s\n", last_err, err_ ? err_ : "(none)");      \
-            free(err_);                                                                    \
-        }                                                                                  \
-    } while (0)
-
-#define CHECK_STDERR_MENTIONS(needle)                                                      \
-    CHECK_MSG(contains(last_err, needle), "stderr %s lacks \"%s\"", last_err, needle)
 
 /* The train_loss and val_loss columns of metrics.csv, by row. */
-static int read_losses(const char *run, long *steps, double *train, double *val, int max)
+static int read_losses(const char *name, long *steps, double *train, double *val, int max)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, run);
-    char *text = read_all(path, NULL);
+    snprintf(path, sizeof path, "%s/%s/metrics.csv", dir, name);
+    char *text = read_all(path), *cursor = text, *cols[4];
     if (!text)
         return -1;
     int n = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && n < max;
-         line = strtok_r(NULL, "\n", &save)) {
-        if (strncmp(line, "step,", 5) == 0)
-            continue;
-        char *cols[4] = {line, NULL, NULL, NULL};
-        for (int k = 1; k < 4; k++) {
-            char *comma = cols[k - 1] ? strchr(cols[k - 1], ',') : NULL;
-            if (comma)
-                *comma = '\0';
-            cols[k] = comma ? comma + 1 : NULL;
-        }
-        if (!cols[3])
+    for (int k; n < max && (k = next_csv_row(&cursor, cols, 4)) >= 0;) {
+        if (k != 4)
             continue;
         steps[n] = strtol(cols[0], NULL, 10);
         train[n] = cols[2][0] ? strtod(cols[2], NULL) : NAN;
-        val[n] = cols[3][0] && cols[3][0] != ',' ? strtod(cols[3], NULL) : NAN;
+        val[n] = cols[3][0] ? strtod(cols[3], NULL) : NAN;
         n++;
     }
     free(text);
@@ -276,10 +152,10 @@ typedef struct loaded {
     recur_train_state *ts;
 } loaded;
 
-static int load(const char *run, loaded *out)
+static int load(const char *name, loaded *out)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/%s/latest.safetensors", dir, run);
+    snprintf(path, sizeof path, "%s/%s/latest.safetensors", dir, name);
     memset(out, 0, sizeof *out);
     int status = recur_checkpoint_load(path, &out->lm, &out->vocab, &out->ts);
     CHECK_MSG(status == RECUR_OK && out->ts, "%s: %s", path, recur_last_error());
@@ -313,13 +189,11 @@ static double max_diff(const float *a, const float *b, size_t n)
 /* 2 ranks with batch 4 == 1 process with batch 8. */
 static void test_parity(void)
 {
-    char single[600], ranks2[600];
-    path_of(single, sizeof single, "single");
-    path_of(ranks2, sizeof ranks2, "ranks2");
-    CHECK_EXIT(run("single", 0, ARGS(TINY, "--batch", "8", "--steps", "6", "--val-every", "3",
-                                     "--out", single)), 0);
-    CHECK_EXIT(run("ranks2", 2, ARGS(TINY, "--batch", "4", "--steps", "6", "--val-every", "3",
-                                     "--out", ranks2)), 0);
+    const char *single = path_of("single"), *ranks2 = path_of("ranks2");
+    CHECK_EXIT(run_np("single", 0, ARGS(TINY, "--batch", "8", "--steps", "6", "--val-every",
+                                        "3", "--out", single)), 0);
+    CHECK_EXIT(run_np("ranks2", 2, ARGS(TINY, "--batch", "4", "--steps", "6", "--val-every",
+                                        "3", "--out", ranks2)), 0);
     CHECK_STDERR_MENTIONS("batch 4 on each of 2 ranks");
     CHECK_STDERR_MENTIONS("ms communication (rank 0)");
 
@@ -366,15 +240,12 @@ static void test_parity(void)
 /* Resume under MPI is exact; another process count is refused. */
 static void test_resume(void)
 {
-    char full[600], half[600], single[600];
-    path_of(full, sizeof full, "full");
-    path_of(half, sizeof half, "half");
-    path_of(single, sizeof single, "single");
-    CHECK_EXIT(run("full", 2, ARGS(TINY, "--batch", "4", "--steps", "8", "--val-every", "3",
-                                   "--out", full)), 0);
-    CHECK_EXIT(run("half", 2, ARGS(TINY, "--batch", "4", "--steps", "4", "--val-every", "3",
-                                   "--out", half)), 0);
-    CHECK_EXIT(run("half2", 2, ARGS("train", "--resume", "--out", half, "--steps", "8")), 0);
+    const char *full = path_of("full"), *half = path_of("half"), *single = path_of("single");
+    CHECK_EXIT(run_np("full", 2, ARGS(TINY, "--batch", "4", "--steps", "8", "--val-every",
+                                      "3", "--out", full)), 0);
+    CHECK_EXIT(run_np("half", 2, ARGS(TINY, "--batch", "4", "--steps", "4", "--val-every",
+                                      "3", "--out", half)), 0);
+    CHECK_EXIT(run_np("half2", 2, ARGS("train", "--resume", "--out", half, "--steps", "8")), 0);
     CHECK_STDERR_MENTIONS("continuing at step 4");
     loaded a, b;
     if (load("full", &a) == 0 && load("half", &b) == 0) {
@@ -400,11 +271,12 @@ static void test_resume(void)
         CHECK(steps_a[i] == steps_b[i] && train_a[i] == train_b[i]);
 
     /* 2-rank run, 1 process; 1-process run, 2 ranks: refused, nothing written */
-    CHECK_EXIT(run("one_of_two", 0, ARGS("train", "--resume", "--out", full, "--steps", "10")),
+    CHECK_EXIT(run_np("one_of_two", 0, ARGS("train", "--resume", "--out", full, "--steps", "10")),
                1);
     CHECK_STDERR_MENTIONS("was trained by 2 processes; this run has 1");
     CHECK_STDERR_MENTIONS("mpirun -np N");
-    CHECK(run("two_of_one", 2, ARGS("train", "--resume", "--out", single, "--steps", "10")) != 0);
+    CHECK(run_np("two_of_one", 2, ARGS("train", "--resume", "--out", single, "--steps", "10")) !=
+          0);
     CHECK_STDERR_MENTIONS("was trained by 1 process; this run has 2");
     loaded c;
     if (load("full", &c) == 0) {
@@ -416,24 +288,28 @@ static void test_resume(void)
 /* Decisions every rank must take together: --time, NaN stop and skip. */
 static void test_agreement(void)
 {
-    char out[600];
-    path_of(out, sizeof out, "timed");
-    CHECK_EXIT(run("timed", 2, ARGS(TINY, "--batch", "4", "--time", "1", "--val-every", "0",
-                                    "--out", out)), 0);
+    const char *out = path_of("timed");
+    CHECK_EXIT(run_np("timed", 2,
+                      ARGS(TINY, "--batch", "4", "--time", "1", "--val-every", "0", "--out", out)),
+               0);
     loaded l;
     if (load("timed", &l) == 0) {
         CHECK(l.ts->step > 1);
         unload(&l);
     }
-    path_of(out, sizeof out, "nan_stop");
-    CHECK_EXIT(run("nan_stop", 2, ARGS(TINY, "--batch", "4", "--steps", "6", "--inject-nan", "3",
-                                       "--out", out)), 1);
+    out = path_of("nan_stop");
+    CHECK_EXIT(
+        run_np("nan_stop", 2,
+               ARGS(TINY, "--batch", "4", "--steps", "6", "--inject-nan", "3", "--out", out)),
+        1);
     CHECK_STDERR_MENTIONS("the gradients are not finite (NaN or Inf) at step 3");
     CHECK_MSG(!contains(last_err, "MPI_ABORT"), "a NaN stop aborted the job instead of ending "
               "every rank");
-    path_of(out, sizeof out, "nan_skip");
-    CHECK_EXIT(run("nan_skip", 2, ARGS(TINY, "--batch", "4", "--steps", "6", "--inject-nan", "3",
-                                       "--on-nan", "skip", "--out", out)), 0);
+    out = path_of("nan_skip");
+    CHECK_EXIT(run_np("nan_skip", 2,
+                      ARGS(TINY, "--batch", "4", "--steps", "6", "--inject-nan", "3", "--on-nan",
+                           "skip", "--out", out)),
+               0);
     CHECK_STDERR_MENTIONS("update skipped");
     if (load("nan_skip", &l) == 0) {
         CHECK(l.ts->step == 6);
@@ -446,23 +322,21 @@ static void test_agreement(void)
  * after `limit` s) and the seconds it took to end after the signal. */
 static int fault_run(const char *tag, int sig, const char *timeout, double limit, double *took)
 {
-    char out[600], latest[700];
-    path_of(out, sizeof out, tag);
+    const char *out = path_of(tag);
+    char latest[700];
     snprintf(latest, sizeof latest, "%s/latest.safetensors", out);
-    pid_t pid = spawn(tag, 2, NULL,
-                      ARGS(TINY, "--batch", "4", "--steps", "1000000", "--save-every", "1",
-                           "--val-every", "0", "--log-every", "50", "--mpi-timeout", timeout,
-                           "--out", out));
-    struct stat info;
-    for (int i = 0; i < 600 && stat(latest, &info) != 0; i++)
-        sleep_s(0.05);
+    pid_t pid = spawn_np(tag, 2, NULL,
+                         ARGS(TINY, "--batch", "4", "--steps", "1000000", "--save-every", "1",
+                              "--val-every", "0", "--log-every", "50", "--mpi-timeout", timeout,
+                              "--out", out));
+    wait_for_file(latest, 30);
     sleep_s(0.3);
     pid_t victim = find_rank(1);
     CHECK_MSG(victim > 0, "rank 1 of %s not found", tag);
     if (victim > 0)
         kill(victim, sig);
     const double start = now_s();
-    int status = wait_for(pid, limit);
+    int status = wait_job(pid, limit);
     *took = now_s() - start;
     return status;
 }
@@ -476,12 +350,13 @@ static void check_resumable(const char *tag)
     const int64_t step = l.ts->step;
     CHECK(step >= 1);
     unload(&l);
-    char out[600], until[32];
-    path_of(out, sizeof out, tag);
+    const char *out = path_of(tag);
+    char until[32];
     snprintf(until, sizeof until, "%lld", (long long)step + 2);
-    CHECK_EXIT(run("resume_after_fault", 2,
-                   ARGS("train", "--resume", "--out", out, "--steps", until, "--mpi-timeout",
-                        "60", "--save-every", "0")), 0);
+    CHECK_EXIT(run_np("resume_after_fault", 2,
+                      ARGS("train", "--resume", "--out", out, "--steps", until, "--mpi-timeout",
+                           "60", "--save-every", "0")),
+               0);
     if (load(tag, &l) == 0) {
         CHECK(l.ts->step == step + 2);
         unload(&l);
@@ -517,48 +392,37 @@ static void test_hung_rank(void)
 /* A build without MPI refuses to be started N times by mpirun. */
 static void test_without_mpi(void)
 {
-    char out[600];
-    path_of(out, sizeof out, "nompi");
-    pid_t pid = spawn("nompi", 0, "OMPI_COMM_WORLD_SIZE=2",
-                      ARGS(TINY, "--batch", "4", "--steps", "2", "--out", out));
-    CHECK_EXIT(wait_for(pid, 60), 1);
+    const char *out = path_of("nompi");
+    pid_t pid = spawn_np("nompi", 0, "OMPI_COMM_WORLD_SIZE=2",
+                         ARGS(TINY, "--batch", "4", "--steps", "2", "--out", out));
+    CHECK_EXIT(wait_job(pid, 60), 1);
     CHECK_STDERR_MENTIONS("built without MPI");
-    CHECK_EXIT(run("nompi_help", 0, ARGS("train", "--help")), 0);
+    CHECK_EXIT(run_np("nompi_help", 0, ARGS("train", "--help")), 0);
     CHECK_MSG(!contains(last_out, "--mpi-timeout"), "--help of a build without MPI lists MPI "
               "options");
 }
 
 int main(int argc, char **argv)
 {
-    recur_bin = argc > 1 ? argv[1] : RECUR_BINARY_DIR "/recur";
     mpiexec = argc > 2 ? argv[2] : NULL;
-    if (access(recur_bin, X_OK) != 0) {
-        fprintf(stderr, "test_mpi_cli: the recur binary %s is missing\n", recur_bin);
+    if (cli_begin(argc, argv, "test_mpi_cli"))
         return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/recur_test_mpi_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
     snprintf(tag_env, sizeof tag_env, "RECUR_MPI_TEST=%ld", (long)getpid());
     size_t len = 0;
-    char *corpus = read_all(RECUR_SOURCE_DIR "/data/tinyshakespeare.txt", &len);
+    char *corpus = read_file(RECUR_SOURCE_DIR "/data/tinyshakespeare.txt", &len);
     if (!corpus || len < 30000) {
         fprintf(stderr, "test_mpi_cli: cannot read data/tinyshakespeare.txt\n");
         return 1;
     }
-    path_of(text_path, sizeof text_path, "text.txt");
-    FILE *f = fopen(text_path, "wb");
-    CHECK(f && fwrite(corpus, 1, 30000, f) == 30000);
-    if (f)
-        fclose(f);
+    snprintf(text_path, sizeof text_path, "%s", path_of("text.txt"));
+    CHECK(write_all(text_path, corpus, 30000) == 0);
     free(corpus);
 
     if (!mpiexec) {
         test_without_mpi();
     } else {
-        CHECK(run("help", 0, ARGS("train", "--help")) == 0 && contains(last_out, "--mpi-timeout"));
+        CHECK(run_np("help", 0, ARGS("train", "--help")) == 0 &&
+              contains(last_out, "--mpi-timeout"));
         test_parity();
         test_resume();
         test_agreement();
@@ -566,13 +430,6 @@ int main(int argc, char **argv)
         test_hung_rank();
     }
 
-    if (!check_failed) {
-        const char *rm[] = {"rm", "-rf", dir, NULL};
-        pid_t pid;
-        if (posix_spawnp(&pid, "rm", NULL, NULL, (char *const *)rm, environ) == 0)
-            waitpid(pid, NULL, 0);
-    } else {
-        fprintf(stderr, "test_mpi_cli: files kept in %s\n", dir);
-    }
+    cli_end("test_mpi_cli");
     CHECK_DONE();
 }
