@@ -322,27 +322,14 @@ static void test_pretrained(void)
 
 int main(int argc, char **argv)
 {
-    recur_bin = argc > 1 ? argv[1] : RECUR_BINARY_DIR "/recur";
-    if (access(recur_bin, X_OK) != 0) {
-        fprintf(stderr, "test_classify_cli: the recur binary %s is missing\n", recur_bin);
+    if (cli_begin(argc, argv, "classify_cli"))
         return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/recur_test_classify_cli_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
     write_sentiment(path_of("s.tsv"), 90, 7);
     test_usage();
     test_train_resume_predict();
     test_eval();
     test_sequences();
     test_pretrained();
-    if (!check_failed) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    }
+    cli_end("classify_cli");
     CHECK_DONE();
 }

@@ -265,29 +265,12 @@ static void test_wide_and_errors(void)
 
 int main(int argc, char **argv)
 {
-    static char default_bin[512];
-    snprintf(default_bin, sizeof default_bin, "%s/recur", RECUR_BINARY_DIR);
-    recur_bin = argc > 1 ? argv[1] : default_bin;
-    if (access(recur_bin, X_OK) != 0) {
-        fprintf(stderr, "test_forecast_cli: %s is not an executable\n", recur_bin);
+    if (cli_begin(argc, argv, "forecast_cli"))
         return 1;
-    }
-    snprintf(dir, sizeof dir, "/tmp/recur_forecast_cli_XXXXXX");
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
     test_usage();
     test_eval();
     test_train_resume_predict();
     test_wide_and_errors();
-    if (check_failed == 0) {
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", dir);
-    } else {
-        fprintf(stderr, "files kept in %s\n", dir);
-    }
+    cli_end("forecast_cli");
     CHECK_DONE();
 }
