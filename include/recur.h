@@ -9,7 +9,11 @@
  *   recur/optim.h        optimizers, gradient clipping, learning-rate schedules
  *   recur/data.h         vocabularies, UTF-8 text, batching of text streams
  *   recur/classify.h     sequence classification: text and .ts data, tokenizer, model, metrics
- *   recur/forecast.h     time series from CSV, forecasters, baselines and metrics */
+ *   recur/forecast.h     time series from CSV, forecasters, baselines and metrics
+ *   recur/speech.h       audio features and a CTC speech recognizer
+ *   recur/bpe.h          byte-pair encoding with exact round trips
+ *   recur/mt_metrics.h   BLEU and chrF
+ *   recur/seq2seq.h      an attention encoder-decoder for translation */
 #ifndef RECUR_H
 #define RECUR_H
 
@@ -25,5 +29,8 @@
 #include "recur/classify.h"
 #include "recur/speech.h"
 #include "recur/forecast.h"
+#include "recur/bpe.h"
+#include "recur/mt_metrics.h"
+#include "recur/seq2seq.h"
 
 #endif

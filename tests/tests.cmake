@@ -77,3 +77,15 @@ else()
   add_test(NAME test_forecast_cli COMMAND test_forecast_cli)
   set_tests_properties(test_forecast_cli PROPERTIES DISABLED TRUE)
 endif()
+
+# test_translate_cli runs `recur translate` (train, resume, translate stdin
+# with --attention, eval, bad input) end to end on a small synthetic pair
+# file; it needs the CLI target.
+if(TARGET recur)
+  add_dependencies(test_translate_cli recur)
+  add_test(NAME test_translate_cli COMMAND test_translate_cli $<TARGET_FILE:recur>)
+  set_tests_properties(test_translate_cli PROPERTIES TIMEOUT 300)
+else()
+  add_test(NAME test_translate_cli COMMAND test_translate_cli)
+  set_tests_properties(test_translate_cli PROPERTIES DISABLED TRUE)
+endif()

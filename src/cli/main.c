@@ -7,21 +7,23 @@
 #include "cli.h"
 #include "speech_cli.h"
 #include "forecast_cli.h"
+#include "translate_cli.h"
 
 static void print_help(FILE *out)
 {
     fprintf(out,
             "Usage: recur <command> [options]\n"
             "\n"
-            "Character-level recurrent language models (RNN, LSTM, GRU) in C.\n"
+            "Recurrent neural networks (RNN, LSTM, GRU) in C: language models, classifiers,\nforecasters, speech recognition and translation.\n"
             "\n"
             "Commands:\n"
-            "  train    train a language model on a text file (checkpoints, resume, metrics)\n"
-            "  sample   generate text from a checkpoint\n"
-            "  eval     loss, bits per character and perplexity of a checkpoint on a text\n"
-            "  classify train, predict and evaluate sequence classifiers (text, .ts sequences)\n"
-            "  speech   speech recognition with CTC: train, transcribe, eval\n"
-            "  forecast forecast a CSV time series: train, predict, eval (with baselines)\n"
+            "  train     train a language model on a text file (checkpoints, resume, metrics)\n"
+            "  sample    generate text from a checkpoint\n"
+            "  eval      loss, bits per character and perplexity of a checkpoint on a text\n"
+            "  classify  train, predict and evaluate sequence classifiers (text, .ts sequences)\n"
+            "  speech    speech recognition with CTC: train, transcribe, eval\n"
+            "  forecast  forecast a CSV time series: train, predict, eval (with baselines)\n"
+            "  translate translate sentences with an attention encoder-decoder: train, eval\n"
             "\n"
             "Options:\n"
             "  --version  print the version and the matrix-product backend\n"
@@ -61,6 +63,8 @@ int main(int argc, char **argv)
         return cmd_speech(argc - 2, argv + 2); /* src/cli/speech.c */
     if (strcmp(command, "forecast") == 0)
         return cmd_forecast(argc - 2, argv + 2); /* src/cli/forecast.c */
+    if (strcmp(command, "translate") == 0)
+        return cmd_translate(argc - 2, argv + 2); /* src/cli/translate.c */
     fprintf(stderr, "recur: unknown command '%s' (commands: train, sample, eval)\n"
                     "Try 'recur --help'.\n", command);
     return CLI_USAGE;

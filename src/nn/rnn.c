@@ -258,9 +258,9 @@ int recur_rnn_create(const recur_rnn_config *config, float *params, float *grads
         rnn->grads = recur__calloc(rnn->size, sizeof(float));
     }
     if (!rnn->views || !rnn->layers || !rnn->params || !rnn->grads) {
+        const size_t size = rnn->size;
         recur_rnn_free(rnn);
-        return recur__error(RECUR_E_NOMEM, "out of memory creating rnn (%zu parameters)",
-                            rnn->size);
+        return recur__error(RECUR_E_NOMEM, "out of memory creating rnn (%zu parameters)", size);
     }
     build_views(rnn);
     *out = rnn;

@@ -1,0 +1,173 @@
+/* recur/seq2seq.h - an attention encoder-decoder (Luong et al. 2015, global
+ * attention) built from the core's recurrent stacks, for translation.
+ *
+ *   encoder:  e = enc(E_src[src])          [S, B, D*He]  (variable lengths)
+ *   bridge:   h0_l = tanh(W_br,l s + b_br,l) for decoder layer l, where s
+ *             [D*He] joins the top encoder layer's last state of each
+ *             direction (forward at step len-1, backward at step 0);
+ *             LSTM decoders start with c0 = 0
+ *   decoder:  q = dec(E_tgt[tgt_in], h0)   [T, B, Hd]     (teacher forcing)
+ *   attention score(t, j) = q_t . (W_a e_j)          ("general")
+ *                         = q_t . e_j                ("dot", needs Hd = D*He)
+ *                         = v . tanh(W_q q_t + W_k e_j) ("additive", Bahdanau)
+ *             a_t = softmax_j(score(t, j)), positions j >= src length masked
+ *   context   c_t = sum_j a_t,j e_j                  [D*He]
+ *   combine   o_t = tanh(W_c [c_t; q_t] + b_c)       [Hd], dropout in training
+ *   head      z_t = W_o o_t + b_o                    [Vt]
+ *   loss      mean over the non-padding target tokens of the cross-entropy
+ *             with label smoothing eps: (1-eps) * -log p(y) + eps * mean_v -log p(v)
+ *
+ * The decoder reads the target sentence shifted right (<s> y1 y2 ...) and
+ * predicts (y1 y2 ... </s>); ids come from recur/bpe.h (0 pad, 1 <s>,
+ * 2 </s>). Whole target sequences go through the core time loop at once
+ * (no input feeding), so training costs two stack passes per batch.
+ *
+ * Parameters, one flat array in this order (names as in the checkpoint):
+ *   src_embedding.weight [Vs, E], encoder.<PyTorch names of nn.GRU/LSTM>,
+ *   bridge.weight [Ld*Hd, D*He], bridge.bias [Ld*Hd],
+ *   tgt_embedding.weight [Vt, E], decoder.<PyTorch names>,
+ *   attention.weight: [Hd, D*He] (general), absent (dot), or for additive
+ *   attention.query.weight [A, Hd], attention.key.weight [A, D*He],
+ *   attention.v [A] (A = Hd),
+ *   combine.weight [Hd, D*He + Hd], combine.bias [Hd],
+ *   head.weight [Vt, Hd], head.bias [Vt]. */
+#ifndef RECUR_SEQ2SEQ_H
+#define RECUR_SEQ2SEQ_H
+
+#include "recur/core.h"
+#include "recur/rnn.h"
+#include "recur/safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum recur_attention {
+    RECUR_ATTENTION_GENERAL = 0,
+    RECUR_ATTENTION_DOT = 1,
+    RECUR_ATTENTION_ADDITIVE = 2
+} recur_attention;
+
+RECUR_API const char *recur_attention_name(recur_attention kind); /* "general", "dot", "additive" */
+RECUR_API int recur_attention_parse(const char *name, recur_attention *out);
+
+typedef struct recur_seq2seq_config {
+    recur_cell cell;         /* encoder and decoder cell */
+    int src_vocab_size;      /* Vs (>= 3) */
+    int tgt_vocab_size;      /* Vt (>= 3) */
+    int embedding_size;      /* E, both sides */
+    int hidden_size;         /* He = Hd per direction */
+    int encoder_layers;
+    int decoder_layers;
+    int bidirectional;       /* encoder D = 2 when non-zero */
+    recur_attention attention;
+    float dropout;           /* between stacked layers and on o_t, training only */
+    float embedding_dropout; /* on both embeddings, training only */
+} recur_seq2seq_config;
+
+/* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, general attention,
+ * dropout 0.2, embedding dropout 0.1; vocabulary sizes 0 (must be set). */
+RECUR_API recur_seq2seq_config recur_seq2seq_config_default(void);
+RECUR_API int recur_seq2seq_config_check(const recur_seq2seq_config *config);
+
+/* A model keeps one workspace (grown to the largest batch seen), so calls
+ * on the same model must not run concurrently. */
+typedef struct recur_seq2seq recur_seq2seq;
+
+RECUR_API int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out);
+RECUR_API void recur_seq2seq_free(recur_seq2seq *model);
+RECUR_API const recur_seq2seq_config *recur_seq2seq_get_config(const recur_seq2seq *model);
+RECUR_API float *recur_seq2seq_params(recur_seq2seq *model);
+RECUR_API float *recur_seq2seq_grads(recur_seq2seq *model);
+RECUR_API size_t recur_seq2seq_size(const recur_seq2seq *model);
+RECUR_API void recur_seq2seq_zero_grad(recur_seq2seq *model);
+/* PyTorch's defaults: embeddings ~ N(0, 1); stacks U(-1/sqrt(H), 1/sqrt(H));
+ * every other matrix and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+RECUR_API void recur_seq2seq_init(recur_seq2seq *model, recur_rng *rng);
+RECUR_API int recur_seq2seq_tensor_count(const recur_seq2seq *model);
+RECUR_API const recur_param_view *recur_seq2seq_tensor_at(const recur_seq2seq *model, int index);
+RECUR_API const recur_param_view *recur_seq2seq_tensor_find(const recur_seq2seq *model,
+                                                            const char *name);
+
+/* A padded batch, time-major. Borrowed for the call. */
+typedef struct recur_seq2seq_batch {
+    int B;
+    int S;                       /* source steps */
+    const int32_t *src;          /* [S, B], ids past src_lengths[b] unread */
+    const int32_t *src_lengths;  /* [B], 1..S */
+    int T;                       /* decoder steps */
+    const int32_t *tgt_in;       /* [T, B] <s> y1 .. y_{n}, padded with 0 */
+    const int32_t *tgt_out;      /* [T, B] y1 .. y_n </s>, padded with 0 (ignored) */
+} recur_seq2seq_batch;
+
+/* Forward, loss, and the gradient of the mean loss over the batch's
+ * non-padding target tokens ADDED to the gradients. *loss receives the
+ * mean smoothed cross-entropy, *nll (may be NULL) the plain mean negative
+ * log-likelihood, *tokens (may be NULL) how many target tokens counted.
+ * label_smoothing is eps in [0, 1). rng draws dropout (may be NULL when
+ * all dropouts are 0). Source ids past src_lengths[b] are never read;
+ * tgt_in and tgt_out must hold ids of the target vocabulary everywhere
+ * (padding 0). A batch with no counted token gives loss 0 and no gradient.
+ * RECUR_E_INVALID names a bad id (with its step and sentence), length or
+ * shape; RECUR_E_NUMERIC a non-finite loss (no gradient is added). */
+RECUR_API int recur_seq2seq_train_step(recur_seq2seq *model, const recur_seq2seq_batch *batch,
+                                       float label_smoothing, recur_rng *rng, double *loss,
+                                       double *nll, size_t *tokens);
+/* The same without gradients or dropout (label smoothing still applies to
+ * *loss; *nll is the plain one). */
+RECUR_API int recur_seq2seq_evaluate(recur_seq2seq *model, const recur_seq2seq_batch *batch,
+                                     float label_smoothing, double *loss, double *nll,
+                                     size_t *tokens);
+
+/* Decoding of one source sentence. */
+typedef struct recur_seq2seq_decode_config {
+    int beam_width;       /* 1..256; 1: greedy */
+    float length_penalty; /* alpha in [0, 10]: hypotheses ranked by log p / len^alpha, len
+                             counting the </s> (0: raw sum) */
+    int max_length;       /* most output tokens, 0..65536; 0: 2 * source length + 10
+                             (at most 65536) */
+} recur_seq2seq_decode_config;
+
+/* beam 5, alpha 0.6, max_length 0. */
+RECUR_API recur_seq2seq_decode_config recur_seq2seq_decode_config_default(void);
+
+/* src [n] (no <s>/</s>) -> *out (new array, free with recur_free; NULL
+ * when *out_len is 0), *out_len tokens without </s>. config NULL: the
+ * defaults. Beam search with K = beam_width: each live hypothesis (at
+ * first <s> alone) is expanded by its K most likely tokens (<pad> and <s>
+ * are never emitted); of all these candidates, ranked by sum log p (ties:
+ * the lower token id, then the earlier hypothesis), the best K are kept:
+ * those ending in </s> are finished, the others are the next live
+ * hypotheses. A hypothesis that reaches max_length tokens is ended with
+ * </s> (scored by the model). The search stops when no hypothesis is live
+ * or when none can still beat the best finished one by normalised score:
+ * log p only falls, so a live hypothesis can reach at most its score over
+ * (max_length + 1)^alpha (an exact bound, not a heuristic). The best
+ * finished hypothesis by normalised score wins (ties: the earlier found).
+ * Beam width 1 is greedy search exactly: the most likely token at each
+ * step until </s>. When attention is non-NULL it receives a new
+ * [*out_len + 1, n] array (rows: each emitted token and the </s> step;
+ * each row sums to 1). Deterministic: the same input gives the same
+ * output. RECUR_E_INVALID names a bad id (with its position), n < 1 or a
+ * bad config field. */
+RECUR_API int recur_seq2seq_translate(recur_seq2seq *model, const int32_t *src, int n,
+                                      const recur_seq2seq_decode_config *config, int32_t **out,
+                                      int *out_len, float **attention);
+
+/* ---- Checkpoints --------------------------------------------------------- */
+
+#define RECUR_SEQ2SEQ_FORMAT 1
+
+/* The tensors (F32, names above) and the "recur_seq2seq" metadata (a JSON
+ * object with "format" and every config field). Tensors are borrowed until
+ * the writer saves. */
+RECUR_API int recur_seq2seq_write(recur_seq2seq *model, recur_st_writer *writer);
+/* RECUR_E_FORMAT (prefixed by `name`) for missing or malformed metadata,
+ * tensors or shapes, or non-finite weights; RECUR_E_UNSUPPORTED for a newer
+ * format. */
+RECUR_API int recur_seq2seq_read(const recur_st *st, const char *name, recur_seq2seq **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

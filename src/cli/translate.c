@@ -1,0 +1,418 @@
+/* translate.c - `recur translate`: dispatch to the commands (train: 
+ * translate_train.c; translating stdin and eval: translate_run.c) and what
+ * they share: the fixed split of a pair file, reading pairs, the model
+ * file (network + BPE + column names), encoding, batching and scoring. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "translate_cli.h"
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "Usage: recur translate --model CKPT [options] < sentences\n"
+               "       recur translate COMMAND [options]\n\n"
+               "Translates sentences with an attention encoder-decoder (docs/translate.md).\n"
+               "Without a command: reads source sentences on stdin, one a line, and writes\n"
+               "their translations to stdout ('recur translate --help-run' lists the options).\n\n"
+               "Commands:\n"
+               "  train   learn a BPE and train a model on the training part of a pair file\n"
+               "  eval    BLEU, chrF and loss on a part of a pair file (default: its test part)\n\n"
+               "Run 'recur translate COMMAND --help' for a command's options.\n");
+}
+
+int cmd_translate(int argc, char **argv)
+{
+    if (argc < 1) {
+        print_help(stderr);
+        return CLI_USAGE;
+    }
+    const char *sub = argv[0];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        print_help(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(sub, "--help-run") == 0) {
+        char help[] = "--help";
+        char *args[] = {help, NULL};
+        return cmd_translate_run(1, args);
+    }
+    if (strcmp(sub, "train") == 0)
+        return cmd_translate_train(argc - 1, argv + 1);
+    if (strcmp(sub, "eval") == 0)
+        return cmd_translate_eval(argc - 1, argv + 1);
+    if (sub[0] == '-')
+        return cmd_translate_run(argc, argv);
+    fprintf(stderr, "recur translate: unknown command '%s' (commands: train, eval; or options "
+                    "to translate stdin)\nTry 'recur translate --help'.\n", sub);
+    return CLI_USAGE;
+}
+
+/* ---- the split ---------------------------------------------------------------- */
+
+tr_split translate_split_of(const char *source)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *s = (const unsigned char *)source; *s; s++)
+        h = (h ^ *s) * 0x100000001b3ull;
+    const uint64_t part = h % 20;
+    return part == 0 ? TR_TEST : part == 1 ? TR_VALIDATION : TR_TRAIN;
+}
+
+static const char *const split_names[] = {"train", "validation", "test", "all"};
+
+const char *translate_split_name(tr_split split) { return split_names[split]; }
+
+int translate_split_parse(const char *name, tr_split *out)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, split_names[i]) == 0) {
+            *out = (tr_split)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* ---- pairs -------------------------------------------------------------------- */
+
+int translate_read_pairs(const char *cmd, const char *path, const char *source,
+                         const char *target, tr_split split, tr_pairs *out)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(source, target) == 0)
+        return cli_usage(cmd, "the source and target columns are both '%s'", source);
+    if (recur_text_rows_read(path, source, target, 1, 0, &out->rows))
+        return cli_fail(cmd, "The pair file is a TSV (or CSV) whose header names the source and "
+                        "target columns (--source, --target).", "%s", recur_last_error());
+    const recur_text_rows *rows = out->rows;
+    out->src = malloc(rows->count * sizeof *out->src);
+    out->tgt = malloc(rows->count * sizeof *out->tgt);
+    out->line = malloc(rows->count * sizeof *out->line);
+    if (!out->src || !out->tgt || !out->line) {
+        translate_pairs_free(out);
+        return cli_fail(cmd, "", "out of memory reading %s", path);
+    }
+    for (size_t i = 0; i < rows->count; i++) {
+        if (split != TR_ALL && translate_split_of(rows->label[i]) != split)
+            continue;
+        out->src[out->count] = rows->label[i];
+        out->tgt[out->count] = rows->text[i];
+        out->line[out->count] = rows->line[i];
+        out->count++;
+    }
+    if (out->count == 0) {
+        translate_pairs_free(out);
+        return cli_fail(cmd, "", "%s: no pairs in its %s part", path, translate_split_name(split));
+    }
+    return CLI_OK;
+}
+
+void translate_pairs_free(tr_pairs *p)
+{
+    free(p->src);
+    free(p->tgt);
+    free(p->line);
+    recur_text_rows_free(p->rows);
+    memset(p, 0, sizeof *p);
+}
+
+/* ---- the model file -------------------------------------------------------------- */
+
+#define TRANSLATE_FORMAT 1
+
+int translate_model_write(tr_model *m, recur_st_writer *w)
+{
+    char *bpe = NULL;
+    int status = recur_seq2seq_write(m->net, w);
+    if (status == RECUR_OK)
+        status = recur_bpe_to_json(m->bpe, &bpe);
+    if (status == RECUR_OK)
+        status = recur_st_writer_metadata(w, "recur_bpe", bpe);
+    recur_free(bpe);
+    if (status)
+        return status;
+    json_t *obj = json_pack("{s:i, s:s, s:s}", "format", TRANSLATE_FORMAT, "source", m->source,
+                            "target", m->target);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    json_decref(obj);
+    if (!text)
+        return recur_set_error(RECUR_E_NOMEM, "out of memory writing the model's metadata");
+    status = recur_st_writer_metadata(w, "recur_translate", text);
+    free(text);
+    return status;
+}
+
+static int read_column_name(const char *name, json_t *obj, const char *key, char *out,
+                            size_t size)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= size)
+        return recur_set_error(RECUR_E_FORMAT, "%s: metadata 'recur_translate': \"%s\" must be "
+                               "a column name of 1..%zu bytes", name, key, size - 1);
+    snprintf(out, size, "%s", json_string_value(v));
+    return RECUR_OK;
+}
+
+int translate_model_read(const recur_st *st, const char *name, tr_model *m)
+{
+    memset(m, 0, sizeof *m);
+    const char *meta = recur_st_metadata(st, "recur_translate");
+    const char *bpe = recur_st_metadata(st, "recur_bpe");
+    if (!meta || !bpe)
+        return recur_set_error(RECUR_E_FORMAT, "%s: not a translation model (no '%s' metadata)",
+                               name, meta ? "recur_bpe" : "recur_translate");
+    json_error_t err;
+    json_t *obj = json_loads(meta, 0, &err);
+    if (!json_is_object(obj)) {
+        json_decref(obj);
+        return recur_set_error(RECUR_E_FORMAT, "%s: metadata 'recur_translate' is not a JSON "
+                               "object", name);
+    }
+    json_t *format = json_object_get(obj, "format");
+    int status = RECUR_OK;
+    if (!json_is_integer(format) || json_integer_value(format) < 1)
+        status = recur_set_error(RECUR_E_FORMAT, "%s: metadata 'recur_translate': \"format\" "
+                                 "must be a positive integer", name);
+    else if (json_integer_value(format) > TRANSLATE_FORMAT)
+        status = recur_set_error(RECUR_E_UNSUPPORTED, "%s: translation model format %lld is "
+                                 "newer than this recur reads (%d): upgrade recur", name,
+                                 (long long)json_integer_value(format), TRANSLATE_FORMAT);
+    if (status == RECUR_OK)
+        status = read_column_name(name, obj, "source", m->source, sizeof m->source);
+    if (status == RECUR_OK)
+        status = read_column_name(name, obj, "target", m->target, sizeof m->target);
+    json_decref(obj);
+    if (status)
+        return status;
+    if ((status = recur_bpe_from_json(bpe, strlen(bpe), &m->bpe)))
+        return recur_set_error(status, "%s: metadata 'recur_bpe': %s", name, recur_last_error());
+    if ((status = recur_seq2seq_read(st, name, &m->net))) {
+        translate_model_free(m);
+        return status;
+    }
+    const recur_seq2seq_config *c = recur_seq2seq_get_config(m->net);
+    const int V = recur_bpe_size(m->bpe);
+    if (c->src_vocab_size != V || c->tgt_vocab_size != V) {
+        translate_model_free(m);
+        return recur_set_error(RECUR_E_FORMAT, "%s: the network's vocabularies (%d, %d) do not "
+                               "match its BPE's %d tokens", name, c->src_vocab_size,
+                               c->tgt_vocab_size, V);
+    }
+    return RECUR_OK;
+}
+
+int translate_model_load(const char *cmd, const char *path, tr_model *m)
+{
+    recur_st *st = NULL;
+    memset(m, 0, sizeof *m);
+    int status = recur_st_open(path, &st);
+    if (status == RECUR_OK)
+        status = translate_model_read(st, path, m);
+    recur_st_free(st);
+    if (status)
+        return cli_fail(cmd, "--model is a checkpoint written by 'recur translate train' "
+                        "(best.safetensors or latest.safetensors in its run folder).", "%s",
+                        recur_last_error());
+    return CLI_OK;
+}
+
+void translate_model_free(tr_model *m)
+{
+    recur_seq2seq_free(m->net);
+    recur_bpe_free(m->bpe);
+    m->net = NULL;
+    m->bpe = NULL;
+}
+
+int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t *n)
+{
+    return recur_bpe_encode(m->bpe, text, strlen(text), ids, n);
+}
+
+/* ---- translating and scoring --------------------------------------------------------- */
+
+int translate_sentence(tr_model *m, const char *text, const recur_seq2seq_decode_config *decode,
+                       int want_attention, tr_result *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t n = 0;
+    int status = translate_encode(m, text, &r->src, &n);
+    if (status)
+        return status;
+    if (n == 0) {
+        translate_result_free(r);
+        return recur_set_error(RECUR_E_INVALID, "the sentence is empty");
+    }
+    if (n > 100000) /* a line of 100,000 subwords is not a sentence */
+        n = 100000;
+    r->src_len = (int)n;
+    status = recur_seq2seq_translate(m->net, r->src, r->src_len, decode, &r->out, &r->out_len,
+                                     want_attention ? &r->attention : NULL);
+    if (status == RECUR_OK)
+        status = recur_bpe_decode(m->bpe, r->out, (size_t)r->out_len, &r->text, NULL);
+    if (status)
+        translate_result_free(r);
+    return status;
+}
+
+void translate_result_free(tr_result *r)
+{
+    recur_free(r->text);
+    recur_free(r->src);
+    recur_free(r->out);
+    recur_free(r->attention);
+    memset(r, 0, sizeof *r);
+}
+
+int translate_batch_fill(tr_batch_buf *buf, int B, int32_t *const *src, const int *src_len,
+                         int32_t *const *tgt, const int *tgt_len)
+{
+    int S = 1, T = 1;
+    for (int b = 0; b < B; b++) {
+        if (src_len[b] > S)
+            S = src_len[b];
+        if (tgt_len[b] + 1 > T)
+            T = tgt_len[b] + 1;
+    }
+    const size_t src_need = (size_t)S * (size_t)B, tgt_need = (size_t)T * (size_t)B;
+    if (src_need > buf->src_cap) {
+        int32_t *p = realloc(buf->src, src_need * sizeof *p);
+        if (!p)
+            return recur_set_error(RECUR_E_NOMEM, "out of memory batching");
+        buf->src = p;
+        buf->src_cap = src_need;
+    }
+    if (tgt_need > buf->tgt_cap) {
+        int32_t *in = realloc(buf->tgt_in, tgt_need * sizeof *in);
+        if (in)
+            buf->tgt_in = in;
+        int32_t *out = in ? realloc(buf->tgt_out, tgt_need * sizeof *out) : NULL;
+        if (!in || !out)
+            return recur_set_error(RECUR_E_NOMEM, "out of memory batching");
+        buf->tgt_out = out;
+        buf->tgt_cap = tgt_need;
+    }
+    if ((size_t)B > buf->b_cap) {
+        int32_t *p = realloc(buf->src_lengths, (size_t)B * sizeof *p);
+        if (!p)
+            return recur_set_error(RECUR_E_NOMEM, "out of memory batching");
+        buf->src_lengths = p;
+        buf->b_cap = (size_t)B;
+    }
+    /* time-major [S, B] and [T, B], padded with 0 */
+    memset(buf->src, 0, src_need * sizeof *buf->src);
+    memset(buf->tgt_in, 0, tgt_need * sizeof *buf->tgt_in);
+    memset(buf->tgt_out, 0, tgt_need * sizeof *buf->tgt_out);
+    for (int b = 0; b < B; b++) {
+        for (int s = 0; s < src_len[b]; s++)
+            buf->src[(size_t)s * B + b] = src[b][s];
+        buf->src_lengths[b] = src_len[b];
+        buf->tgt_in[b] = RECUR_BPE_BOS;
+        for (int t = 0; t < tgt_len[b]; t++) {
+            buf->tgt_in[(size_t)(t + 1) * B + b] = tgt[b][t];
+            buf->tgt_out[(size_t)t * B + b] = tgt[b][t];
+        }
+        buf->tgt_out[(size_t)tgt_len[b] * B + b] = RECUR_BPE_EOS;
+    }
+    buf->batch = (recur_seq2seq_batch){B, S, buf->src, buf->src_lengths, T, buf->tgt_in,
+                                       buf->tgt_out};
+    return RECUR_OK;
+}
+
+void translate_batch_free(tr_batch_buf *buf)
+{
+    free(buf->src);
+    free(buf->src_lengths);
+    free(buf->tgt_in);
+    free(buf->tgt_out);
+    memset(buf, 0, sizeof *buf);
+}
+
+int translate_nll(tr_model *m, const tr_pairs *pairs, size_t limit, int batch, double *nll,
+                  size_t *tokens)
+{
+    const size_t n = limit && limit < pairs->count ? limit : pairs->count;
+    int32_t **src = calloc((size_t)batch, sizeof *src), **tgt = calloc((size_t)batch, sizeof *tgt);
+    int *src_len = calloc((size_t)batch, sizeof *src_len);
+    int *tgt_len = calloc((size_t)batch, sizeof *tgt_len);
+    tr_batch_buf buf;
+    memset(&buf, 0, sizeof buf);
+    double sum = 0.0;
+    size_t count = 0;
+    int status = src && tgt && src_len && tgt_len ? RECUR_OK
+                                                  : recur_set_error(RECUR_E_NOMEM, "out of memory");
+    for (size_t first = 0; status == RECUR_OK && first < n; first += (size_t)batch) {
+        const int B = (int)(n - first < (size_t)batch ? n - first : (size_t)batch);
+        for (int b = 0; status == RECUR_OK && b < B; b++) {
+            size_t ns = 0, nt = 0;
+            recur_free(src[b]);
+            recur_free(tgt[b]);
+            src[b] = tgt[b] = NULL;
+            status = translate_encode(m, pairs->src[first + b], &src[b], &ns);
+            if (status == RECUR_OK)
+                status = translate_encode(m, pairs->tgt[first + b], &tgt[b], &nt);
+            src_len[b] = (int)ns;
+            tgt_len[b] = (int)nt;
+        }
+        double loss = 0.0, batch_nll = 0.0;
+        size_t batch_tokens = 0;
+        if (status == RECUR_OK)
+            status = translate_batch_fill(&buf, B, src, src_len, tgt, tgt_len);
+        if (status == RECUR_OK)
+            status = recur_seq2seq_evaluate(m->net, &buf.batch, 0.0f, &loss, &batch_nll,
+                                            &batch_tokens);
+        sum += batch_nll * (double)batch_tokens;
+        count += batch_tokens;
+    }
+    for (int b = 0; src && tgt && b < batch; b++) {
+        recur_free(src[b]);
+        recur_free(tgt[b]);
+    }
+    free(src);
+    free(tgt);
+    free(src_len);
+    free(tgt_len);
+    translate_batch_free(&buf);
+    *nll = count ? sum / (double)count : NAN;
+    if (tokens)
+        *tokens = count;
+    return status;
+}
+
+int translate_score(tr_model *m, const tr_pairs *pairs, size_t limit,
+                    const recur_seq2seq_decode_config *decode, int batch, tr_scores *s)
+{
+    memset(s, 0, sizeof *s);
+    const size_t n = limit && limit < pairs->count ? limit : pairs->count;
+    s->hyps = calloc(n, sizeof *s->hyps);
+    if (!s->hyps)
+        return recur_set_error(RECUR_E_NOMEM, "out of memory");
+    int status = RECUR_OK;
+    for (size_t i = 0; status == RECUR_OK && i < n; i++) {
+        tr_result r;
+        status = translate_sentence(m, pairs->src[i], decode, 0, &r);
+        if (status)
+            return recur_set_error(status, "line %lld: %s", (long long)pairs->line[i],
+                                   recur_last_error());
+        s->hyps[i] = r.text;
+        r.text = NULL;
+        translate_result_free(&r);
+        s->sentences = i + 1;
+    }
+    if ((status = recur_bleu_corpus((const char *const *)s->hyps, pairs->tgt, n, &s->bleu)) ||
+        (status = recur_chrf_corpus((const char *const *)s->hyps, pairs->tgt, n, &s->chrf)))
+        return status;
+    return translate_nll(m, pairs, n, batch, &s->nll, &s->tokens);
+}
+
+void translate_scores_free(tr_scores *s)
+{
+    for (size_t i = 0; s->hyps && i < s->sentences; i++)
+        recur_free(s->hyps[i]);
+    free(s->hyps);
+    memset(s, 0, sizeof *s);
+}

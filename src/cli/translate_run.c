@@ -1,0 +1,268 @@
+/* translate_run.c - `recur translate` (source sentences on stdin, one a
+ * line, translations on stdout; --attention FILE writes each sentence's
+ * attention matrix as a JSON line) and `recur translate eval` (BLEU, chrF
+ * and loss on a part of a pair file). */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "translate_cli.h"
+
+/* Decoding options shared by both commands. */
+typedef struct decode_opts {
+    int beam, max_length, threads;
+    double length_penalty;
+} decode_opts;
+
+static int add_decode_options(cli_option *table, decode_opts *d)
+{
+    const cli_option entries[] = {
+        {"beam", CLI_INT, &d->beam, "N", "beam width (1: greedy decoding)", 1, 1024, NULL, NULL,
+         0, 0},
+        {"length-penalty", CLI_DOUBLE, &d->length_penalty, "ALPHA", "rank hypotheses by log p / "
+         "length^ALPHA (0: raw log p)", 0, 10, NULL, NULL, 0, 0},
+        {"max-length", CLI_INT, &d->max_length, "N", "most subwords a translation (0: twice the "
+         "source's + 10)", 0, 100000, NULL, NULL, 0, 0},
+        {"threads", CLI_INT, &d->threads, "N", "threads for the matrix products (0: all cores)",
+         0, 4096, NULL, "all cores", 0, 0},
+    };
+    memcpy(table, entries, sizeof entries);
+    return (int)(sizeof entries / sizeof entries[0]);
+}
+
+static recur_seq2seq_decode_config decode_config(const decode_opts *d)
+{
+    recur_seq2seq_decode_config c = recur_seq2seq_decode_config_default();
+    c.beam_width = d->beam;
+    c.length_penalty = (float)d->length_penalty;
+    c.max_length = d->max_length;
+    return c;
+}
+
+/* {"line": N, "source": [subwords], "target": [subwords, "</s>"],
+ *  "weights": [[...] per target row]} */
+static int write_attention(FILE *f, const tr_model *m, int64_t line, const tr_result *r)
+{
+    json_t *obj = json_object(), *src = json_array(), *tgt = json_array(), *rows = json_array();
+    int ok = obj && src && tgt && rows;
+    for (int i = 0; ok && i < r->src_len; i++) {
+        size_t len = 0;
+        const char *s = recur_bpe_token(m->bpe, r->src[i], &len);
+        ok = json_array_append_new(src, json_stringn_nocheck(s, len)) == 0;
+    }
+    for (int i = 0; ok && i <= r->out_len; i++) {
+        size_t len = 0;
+        const char *s = recur_bpe_token(m->bpe, i < r->out_len ? r->out[i] : RECUR_BPE_EOS,
+                                        &len);
+        ok = json_array_append_new(tgt, json_stringn_nocheck(s, len)) == 0;
+        json_t *row = json_array();
+        for (int j = 0; ok && row && j < r->src_len; j++)
+            ok = json_array_append_new(
+                     row, json_real(round((double)r->attention[(size_t)i * r->src_len + j] * 1e6) /
+                                    1e6)) == 0;
+        ok = ok && row && json_array_append_new(rows, row) == 0;
+    }
+    ok = ok && json_object_set_new(obj, "line", json_integer(line)) == 0 &&
+         json_object_set_new(obj, "source", src) == 0 &&
+         json_object_set_new(obj, "target", tgt) == 0 &&
+         json_object_set_new(obj, "weights", rows) == 0;
+    if (!ok) {
+        json_decref(src);
+        json_decref(tgt);
+        json_decref(rows);
+    }
+    char *text = ok ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(obj);
+    if (!text)
+        return -1;
+    int rc = fprintf(f, "%s\n", text) < 0 ? -1 : 0;
+    free(text);
+    return rc;
+}
+
+int cmd_translate_run(int argc, char **argv)
+{
+    const char *cmd = "translate";
+    const char *model_path = NULL, *attention_path = NULL;
+    decode_opts d = {.beam = 5, .max_length = 0, .threads = 0, .length_penalty = 0.6};
+    cli_option options[16];
+    const cli_option own[] = {
+        {"model", CLI_STRING, &model_path, "FILE", "checkpoint written by recur translate train",
+         0, 0, NULL, "required", 0, 0},
+        {"attention", CLI_STRING, &attention_path, "FILE", "write each sentence's attention "
+         "weights to FILE, one JSON object a line: source and target subwords and a weight row "
+         "per target subword", 0, 0, NULL, "none", 0, 0},
+    };
+    int count = (int)(sizeof own / sizeof own[0]);
+    memcpy(options, own, sizeof own);
+    count += add_decode_options(options + count, &d);
+    options[count] = (cli_option)CLI_END;
+    int rc = cli_parse(cmd, options, argc, argv, "--model FILE [options] < sentences",
+                       "Reads source sentences on stdin, one a line, and writes each translation "
+                       "to stdout\nas soon as it is made. An empty line or invalid UTF-8 stops "
+                       "with an error naming the\nline (exit 1).");
+    if (rc == CLI_HELP_SHOWN)
+        return CLI_OK;
+    if (rc)
+        return rc;
+    if (!model_path)
+        return cli_usage(cmd, "--model FILE is required");
+    recur_set_threads(d.threads);
+    tr_model m;
+    if ((rc = translate_model_load(cmd, model_path, &m)))
+        return rc;
+    FILE *attention = NULL;
+    if (attention_path && !(attention = fopen(attention_path, "w"))) {
+        translate_model_free(&m);
+        return cli_fail(cmd, "", "cannot write --attention %s", attention_path);
+    }
+    const recur_seq2seq_decode_config decode = decode_config(&d);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t number = 0;
+    while (rc == CLI_OK && (len = getline(&line, &cap, stdin)) >= 0) {
+        number++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if ((size_t)len != strlen(line)) {
+            rc = cli_fail(cmd, "", "stdin line %" PRId64 ": a NUL byte", number);
+            break;
+        }
+        size_t pos = 0;
+        uint32_t cp;
+        while (pos < (size_t)len && recur_utf8_next(line, (size_t)len, &pos, &cp) == RECUR_OK)
+            ;
+        if (pos < (size_t)len) {
+            rc = cli_fail(cmd, "Input must be UTF-8 text.", "stdin line %" PRId64 ": invalid "
+                          "UTF-8 at byte %zu", number, pos + 1);
+            break;
+        }
+        if (strspn(line, " \t") == (size_t)len) {
+            rc = cli_fail(cmd, "Give one sentence a line.", "stdin line %" PRId64 " is empty",
+                          number);
+            break;
+        }
+        tr_result r;
+        if (translate_sentence(&m, line, &decode, attention != NULL, &r)) {
+            rc = cli_fail(cmd, "", "stdin line %" PRId64 ": %s", number, recur_last_error());
+            break;
+        }
+        printf("%s\n", r.text);
+        fflush(stdout);
+        if (attention && write_attention(attention, &m, number, &r))
+            rc = cli_fail(cmd, "", "writing --attention %s failed", attention_path);
+        translate_result_free(&r);
+    }
+    free(line);
+    if (attention && fclose(attention) && rc == CLI_OK)
+        rc = cli_fail(cmd, "", "writing --attention %s failed", attention_path);
+    translate_model_free(&m);
+    return rc;
+}
+
+static const char *const split_choices[] = {"test", "validation", "train", "all", NULL};
+
+int cmd_translate_eval(int argc, char **argv)
+{
+    const char *cmd = "translate eval";
+    const char *model_path = NULL, *data = NULL, *split_name = "test", *output = NULL;
+    decode_opts d = {.beam = 5, .max_length = 0, .threads = 0, .length_penalty = 0.6};
+    int64_t limit = 0, examples = 0;
+    int json = 0, batch = 64;
+    cli_option options[24];
+    const cli_option own[] = {
+        {"model", CLI_STRING, &model_path, "FILE", "checkpoint written by recur translate train",
+         0, 0, NULL, "required", 0, 0},
+        {"data", CLI_STRING, &data, "FILE", "sentence pairs with the model's source and target "
+         "columns", 0, 0, NULL, "required", 0, 0},
+        {"split", CLI_CHOICE, &split_name, "PART", "test, validation, train (the fixed split of "
+         "docs/translate.md) or all pairs", 0, 0, split_choices, NULL, 0, 0},
+        {"limit", CLI_INT64, &limit, "N", "only the first N pairs of the part (0: all)", 0, 1e12,
+         NULL, NULL, 0, 0},
+        {"output", CLI_STRING, &output, "FILE", "write the translations to FILE, one a line", 0,
+         0, NULL, "none", 0, 0},
+        {"examples", CLI_INT64, &examples, "N", "print the first N source / reference / "
+         "translation triples", 0, 1e9, NULL, NULL, 0, 0},
+        {"batch", CLI_INT, &batch, "B", "pairs a forward pass for the loss", 1, 65536, NULL, NULL,
+         0, 0},
+        {"json", CLI_FLAG, &json, NULL, "print the results as one JSON object", 0, 0, NULL, NULL,
+         0, 0},
+    };
+    int count = (int)(sizeof own / sizeof own[0]);
+    memcpy(options, own, sizeof own);
+    count += add_decode_options(options + count, &d);
+    options[count] = (cli_option)CLI_END;
+    int rc = cli_parse(cmd, options, argc, argv, "--model FILE --data FILE [options]",
+                       "Translates the --split of FILE and prints corpus BLEU (13a tokens, "
+                       "cased), chrF and\nthe references' per-subword loss.");
+    if (rc == CLI_HELP_SHOWN)
+        return CLI_OK;
+    if (rc)
+        return rc;
+    if (!model_path)
+        return cli_usage(cmd, "--model FILE is required");
+    if (!data)
+        return cli_usage(cmd, "--data FILE is required");
+    tr_split split;
+    translate_split_parse(split_name, &split);
+    recur_set_threads(d.threads);
+    tr_model m;
+    if ((rc = translate_model_load(cmd, model_path, &m)))
+        return rc;
+    tr_pairs pairs;
+    if ((rc = translate_read_pairs(cmd, data, m.source, m.target, split, &pairs))) {
+        translate_model_free(&m);
+        return rc;
+    }
+    const recur_seq2seq_decode_config decode = decode_config(&d);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    tr_scores s;
+    if (translate_score(&m, &pairs, (size_t)limit, &decode, batch, &s)) {
+        rc = cli_fail(cmd, "", "%s: %s", data, recur_last_error());
+        goto done;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (output) {
+        FILE *f = fopen(output, "w");
+        for (size_t i = 0; f && i < s.sentences; i++)
+            fprintf(f, "%s\n", s.hyps[i]);
+        if (!f || fclose(f)) {
+            rc = cli_fail(cmd, "", "cannot write --output %s", output);
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < (size_t)examples && i < s.sentences; i++)
+        fprintf(stderr, "SRC  %s\nREF  %s\nHYP  %s\n\n", pairs.src[i], pairs.tgt[i], s.hyps[i]);
+    const recur_bleu *b = &s.bleu;
+    if (json) {
+        printf("{\"sentences\": %zu, \"bleu\": %.4f, \"chrf\": %.4f, \"precisions\": [%.4f, %.4f, "
+               "%.4f, %.4f], \"bp\": %.6f, \"hyp_len\": %zu, \"ref_len\": %zu, \"nll\": %.6f, "
+               "\"tokens\": %zu, \"beam\": %d, \"length_penalty\": %g, \"seconds\": %.3f}\n",
+               s.sentences, b->score, s.chrf, b->precision[0], b->precision[1], b->precision[2],
+               b->precision[3], b->bp, b->hyp_len, b->ref_len, s.nll, s.tokens, d.beam,
+               d.length_penalty, seconds);
+    } else {
+        printf("%s part of %s: %zu sentences, beam %d (length penalty %g), %.1fs\n", split_name,
+               data, s.sentences, d.beam, d.length_penalty, seconds);
+        printf("BLEU %.2f (%.1f/%.1f/%.1f/%.1f, BP %.3f, ratio %.3f, hyp %zu, ref %zu tokens)\n",
+               b->score, b->precision[0], b->precision[1], b->precision[2], b->precision[3], b->bp,
+               b->ref_len ? (double)b->hyp_len / (double)b->ref_len : 0.0, b->hyp_len,
+               b->ref_len);
+        printf("chrF %.2f\n", s.chrf);
+        printf("loss %.4f nats per subword (%zu reference subwords)\n", s.nll, s.tokens);
+    }
+done:
+    translate_scores_free(&s);
+    translate_pairs_free(&pairs);
+    translate_model_free(&m);
+    return rc;
+}

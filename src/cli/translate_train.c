@@ -1,0 +1,531 @@
+/* translate_train.c - `recur translate train`: learns a joint BPE on the
+ * training part of a pair file (plus --extra pairs), then trains the
+ * attention encoder-decoder (include/recur/seq2seq.h) with the shared
+ * trainer (trainer.h: loop, clipping, optimizer, schedule, progress line,
+ * metrics, checkpoints, --resume, Ctrl-C).
+ *
+ * Data: the training part of --data (translate_split_of) and every pair of
+ * --extra, encoded once; pairs longer than --max-len subwords on either
+ * side are left out. Each epoch walks them in a permutation drawn from
+ * (seed, epoch), cut into windows of 64 batches sorted by source length
+ * (so a batch holds sentences of similar length), the batches of the epoch
+ * then shuffled; the data position saved in checkpoints is (epoch, batch).
+ * Validation: the mean per-token negative log-likelihood of the validation
+ * part (teacher-forced) and, as the metric, corpus BLEU of greedy
+ * translations of its first --val-sentences pairs. */
+#define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer.h"
+#include "translate_cli.h"
+
+#define FROZEN (CLI_SAVED | CLI_FROZEN)
+
+typedef struct tt_opts {
+    const char *data, *extra, *source, *target, *cell, *attention;
+    int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch;
+    double dropout, embed_dropout, label_smoothing;
+    int64_t val_sentences;
+} tt_opts;
+
+/* Encoded training pairs, all in two id pools. */
+typedef struct tt_data {
+    size_t count;
+    int32_t **src, **tgt; /* [count] into the pools */
+    int *src_len, *tgt_len;
+    int32_t *pool;
+} tt_data;
+
+typedef struct tt_run {
+    const char *cmd;
+    tt_opts *o;
+    trainer_options *to;
+    trainer *t;
+    tr_model model;
+    recur_train_state *resumed;
+    tr_pairs train, extra, val;
+    tt_data data;
+    tr_batch_buf buf;
+    int64_t epoch, index;  /* data position: the next batch */
+    int64_t spe;           /* batches an epoch */
+    int64_t plan_epoch;    /* the epoch whose plan is in order/starts */
+    size_t *order;         /* [count] examples of the epoch, in batch-forming order */
+    size_t *starts;        /* [spe] first position in order of each batch, shuffled */
+    int32_t **bsrc, **btgt;
+    int *bsrc_len, *btgt_len;
+    uint64_t data_hash;
+    recur_seq2seq_decode_config val_decode;
+} tt_run;
+
+static const char *const cell_choices[] = {"gru", "lstm", "rnn_tanh", "rnn_relu", NULL};
+static const char *const attention_choices[] = {"general", "dot", "additive", NULL};
+
+enum { STREAM_PERM = 0x7a11, WINDOW_BATCHES = 64 };
+
+/* ---- data ------------------------------------------------------------------------- */
+
+static void data_free(tt_data *d)
+{
+    free(d->src);
+    free(d->tgt);
+    free(d->src_len);
+    free(d->tgt_len);
+    free(d->pool);
+    memset(d, 0, sizeof *d);
+}
+
+/* Encodes the training pairs (and extras) with the model's BPE, keeping
+ * those within --max-len; fingerprints what it kept. */
+static int encode_data(tt_run *r)
+{
+    const tr_pairs *parts[2] = {&r->train, &r->extra};
+    const size_t total = r->train.count + r->extra.count;
+    tt_data *d = &r->data;
+    d->src = malloc(total * sizeof *d->src);
+    d->tgt = malloc(total * sizeof *d->tgt);
+    d->src_len = malloc(total * sizeof *d->src_len);
+    d->tgt_len = malloc(total * sizeof *d->tgt_len);
+    size_t *offsets = malloc(2 * total * sizeof *offsets);
+    size_t pool_cap = 1 << 20, pool_used = 0, dropped = 0, empty = 0;
+    d->pool = malloc(pool_cap * sizeof *d->pool);
+    if (!d->src || !d->tgt || !d->src_len || !d->tgt_len || !offsets || !d->pool) {
+        free(offsets);
+        return cli_fail(r->cmd, "", "out of memory encoding the pairs");
+    }
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int part = 0; part < 2; part++)
+        for (size_t i = 0; i < parts[part]->count; i++) {
+            int32_t *ids[2] = {NULL, NULL};
+            size_t n[2] = {0, 0};
+            const char *text[2] = {parts[part]->src[i], parts[part]->tgt[i]};
+            for (int side = 0; side < 2; side++)
+                if (translate_encode(&r->model, text[side], &ids[side], &n[side])) {
+                    recur_free(ids[0]);
+                    free(offsets);
+                    return cli_fail(r->cmd, "", "encoding line %lld: %s",
+                                    (long long)parts[part]->line[i], recur_last_error());
+                }
+            if (n[0] == 0 || n[1] == 0 || n[0] > (size_t)r->o->max_len ||
+                n[1] + 1 > (size_t)r->o->max_len) {
+                dropped += n[0] && n[1];
+                empty += !n[0] || !n[1];
+                recur_free(ids[0]);
+                recur_free(ids[1]);
+                continue;
+            }
+            if (pool_used + n[0] + n[1] > pool_cap) {
+                pool_cap = 2 * pool_cap + n[0] + n[1];
+                int32_t *p = realloc(d->pool, pool_cap * sizeof *p);
+                if (!p) {
+                    recur_free(ids[0]);
+                    recur_free(ids[1]);
+                    free(offsets);
+                    return cli_fail(r->cmd, "", "out of memory encoding the pairs");
+                }
+                d->pool = p;
+            }
+            offsets[2 * d->count] = pool_used;
+            memcpy(d->pool + pool_used, ids[0], n[0] * sizeof *ids[0]);
+            pool_used += n[0];
+            offsets[2 * d->count + 1] = pool_used;
+            memcpy(d->pool + pool_used, ids[1], n[1] * sizeof *ids[1]);
+            pool_used += n[1];
+            d->src_len[d->count] = (int)n[0];
+            d->tgt_len[d->count] = (int)n[1];
+            d->count++;
+            for (int side = 0; side < 2; side++) {
+                for (size_t k = 0; k < n[side]; k++)
+                    h = (h ^ (uint64_t)(uint32_t)ids[side][k]) * 0x100000001b3ull;
+                h = (h ^ 0xffffffffull) * 0x100000001b3ull;
+                recur_free(ids[side]);
+            }
+        }
+    for (size_t i = 0; i < d->count; i++) {
+        d->src[i] = d->pool + offsets[2 * i];
+        d->tgt[i] = d->pool + offsets[2 * i + 1];
+    }
+    free(offsets);
+    r->data_hash = h;
+    if (d->count == 0)
+        return cli_fail(r->cmd, "Raise --max-len.", "no training pair is within --max-len %d "
+                        "subwords", r->o->max_len);
+    if (dropped || empty)
+        fprintf(stderr, "recur %s: left out %zu pairs longer than --max-len %d subwords%s\n",
+                r->cmd, dropped, r->o->max_len, empty ? " and pairs with an empty side" : "");
+    return CLI_OK;
+}
+
+/* Learns the BPE on both sides of the training pairs and the extras. */
+static int learn_bpe(tt_run *r)
+{
+    const size_t n = 2 * (r->train.count + r->extra.count);
+    const char **texts = malloc(n * sizeof *texts);
+    if (!texts)
+        return cli_fail(r->cmd, "", "out of memory");
+    size_t k = 0;
+    const tr_pairs *parts[2] = {&r->train, &r->extra};
+    for (int part = 0; part < 2; part++)
+        for (size_t i = 0; i < parts[part]->count; i++) {
+            texts[k++] = parts[part]->src[i];
+            texts[k++] = parts[part]->tgt[i];
+        }
+    int status = recur_bpe_learn(texts, NULL, n, r->o->vocab, &r->model.bpe);
+    free(texts);
+    if (status)
+        return cli_fail(r->cmd, "", "learning the BPE: %s", recur_last_error());
+    return CLI_OK;
+}
+
+/* qsort has no context argument: the data being sorted (one sort at a time). */
+static const tt_data *sort_data;
+static int by_source_length(const void *a, const void *b)
+{
+    const size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const int li = sort_data->src_len[i], lj = sort_data->src_len[j];
+    return li != lj ? (li < lj ? -1 : 1) : (i < j ? -1 : i > j);
+}
+
+/* The order of epoch e's examples and its batches (see the file comment). */
+static void plan_epoch(tt_run *r)
+{
+    const size_t N = r->data.count, B = (size_t)r->o->batch;
+    recur_rng rng;
+    recur_rng_seed(&rng, ((uint64_t)r->to->seed * 0x9e3779b97f4a7c15ull) ^ STREAM_PERM ^
+                             ((uint64_t)r->epoch << 20));
+    for (size_t i = 0; i < N; i++)
+        r->order[i] = i;
+    for (size_t i = N - 1; i > 0; i--) {
+        size_t j = (size_t)recur_rng_below(&rng, (uint64_t)i + 1), tmp = r->order[i];
+        r->order[i] = r->order[j];
+        r->order[j] = tmp;
+    }
+    sort_data = &r->data;
+    const size_t window = WINDOW_BATCHES * B;
+    for (size_t w = 0; w < N; w += window)
+        qsort(r->order + w, N - w < window ? N - w : window, sizeof *r->order, by_source_length);
+    for (int64_t b = 0; b < r->spe; b++)
+        r->starts[b] = (size_t)b * B;
+    for (int64_t i = r->spe - 1; i > 0; i--) {
+        size_t j = (size_t)recur_rng_below(&rng, (uint64_t)i + 1), tmp = r->starts[i];
+        r->starts[i] = r->starts[j];
+        r->starts[j] = tmp;
+    }
+    r->plan_epoch = r->epoch;
+}
+
+/* ---- trainer callbacks ---------------------------------------------------------- */
+
+static int tt_step(void *ctx, recur_rng *rng, double *loss, double *items)
+{
+    tt_run *r = ctx;
+    if (r->plan_epoch != r->epoch)
+        plan_epoch(r);
+    const size_t first = r->starts[r->index], N = r->data.count;
+    const int B = (int)(N - first < (size_t)r->o->batch ? N - first : (size_t)r->o->batch);
+    int tokens = 0;
+    for (int b = 0; b < B; b++) {
+        const size_t e = r->order[first + (size_t)b];
+        r->bsrc[b] = r->data.src[e];
+        r->btgt[b] = r->data.tgt[e];
+        r->bsrc_len[b] = r->data.src_len[e];
+        r->btgt_len[b] = r->data.tgt_len[e];
+        tokens += r->data.tgt_len[e] + 1;
+    }
+    if (++r->index >= r->spe) {
+        r->epoch++;
+        r->index = 0;
+    }
+    int status = translate_batch_fill(&r->buf, B, r->bsrc, r->bsrc_len, r->btgt, r->btgt_len);
+    if (status)
+        return status;
+    recur_seq2seq_zero_grad(r->model.net);
+    *items = tokens;
+    return recur_seq2seq_train_step(r->model.net, &r->buf.batch, (float)r->o->label_smoothing,
+                                    rng, loss, NULL, NULL);
+}
+
+static double tt_epoch(void *ctx)
+{
+    const tt_run *r = ctx;
+    return (double)r->epoch + (double)r->index / (double)r->spe;
+}
+
+static int tt_validate(void *ctx, double *loss, double *metric)
+{
+    tt_run *r = ctx;
+    int status = translate_nll(&r->model, &r->val, 0, r->o->batch, loss, NULL);
+    if (status)
+        return status;
+    tr_scores s;
+    status = translate_score(&r->model, &r->val, (size_t)r->o->val_sentences, &r->val_decode,
+                             r->o->batch, &s);
+    *metric = s.bleu.score;
+    translate_scores_free(&s);
+    return status;
+}
+
+static int tt_save(void *ctx, const char *path, recur_train_state *ts)
+{
+    tt_run *r = ctx;
+    ts->data_tokens = r->data.count;
+    ts->data_hash = r->data_hash;
+    ts->data_position_count = 2;
+    ts->data_position[0] = r->epoch;
+    ts->data_position[1] = r->index;
+    recur_st_writer *w = NULL;
+    int status = recur_st_writer_create(&w);
+    if (status == RECUR_OK && (status = translate_model_write(&r->model, w)) == RECUR_OK &&
+        (status = recur_train_state_write(w, ts, recur_seq2seq_size(r->model.net))) == RECUR_OK)
+        status = recur_st_writer_save(w, path);
+    recur_st_writer_free(w);
+    return status;
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static void free_run(tt_run *r)
+{
+    translate_model_free(&r->model);
+    recur_train_state_free(r->resumed);
+    translate_pairs_free(&r->train);
+    translate_pairs_free(&r->extra);
+    translate_pairs_free(&r->val);
+    data_free(&r->data);
+    translate_batch_free(&r->buf);
+    free(r->order);
+    free(r->starts);
+    free(r->bsrc);
+    free(r->btgt);
+    free(r->bsrc_len);
+    free(r->btgt_len);
+    trainer_free(r->t);
+}
+
+static int make_model(tt_run *r)
+{
+    const tt_opts *o = r->o;
+    recur_seq2seq_config c = recur_seq2seq_config_default();
+    recur_cell_parse(o->cell, &c.cell);
+    recur_attention_parse(o->attention, &c.attention);
+    c.src_vocab_size = c.tgt_vocab_size = recur_bpe_size(r->model.bpe);
+    c.embedding_size = o->embed;
+    c.hidden_size = o->hidden;
+    c.encoder_layers = o->layers;
+    c.decoder_layers = o->decoder_layers;
+    c.bidirectional = !o->unidirectional;
+    c.dropout = (float)o->dropout;
+    c.embedding_dropout = (float)o->embed_dropout;
+    if (recur_seq2seq_config_check(&c))
+        return cli_usage(r->cmd, "model settings: %s", recur_last_error());
+    if (recur_seq2seq_create(&c, &r->model.net))
+        return cli_fail(r->cmd, "", "cannot create the model: %s", recur_last_error());
+    recur_seq2seq_init(r->model.net, trainer_rng(r->t));
+    snprintf(r->model.source, sizeof r->model.source, "%s", o->source);
+    snprintf(r->model.target, sizeof r->model.target, "%s", o->target);
+    return CLI_OK;
+}
+
+/* "runs/translate-<data file name>" */
+static void default_out(const char *data, char *out, size_t size)
+{
+    const char *base = strrchr(data, '/');
+    base = base ? base + 1 : data;
+    size_t len = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        len = (size_t)(dot - base);
+    snprintf(out, size, "runs/translate-%.*s", (int)(len ? len : 3), len ? base : "run");
+}
+
+int cmd_translate_train(int argc, char **argv)
+{
+    const char *cmd = "translate train";
+    tt_opts o = {.data = NULL, .extra = NULL, .source = "de", .target = "en", .cell = "gru",
+                 .attention = "general", .vocab = 8000, .max_len = 64, .embed = 256,
+                 .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
+                 .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
+                 .val_sentences = 500};
+    trainer_options to;
+    trainer_options_default(&to);
+    to.lr = 1e-3;
+    to.val_every = 1000;
+    to.save_every = 1000;
+    to.log_every = 50;
+    to.out_default_text = "runs/translate-<data file name>";
+    enum { CAPACITY = 90 };
+    cli_option options[CAPACITY];
+    const cli_option own[] = {
+        {"data", CLI_STRING, &o.data, "FILE", "sentence pairs: a TSV (or CSV) whose header names "
+         "the --source and --target columns; its fixed training part is used (docs/translate.md)",
+         0, 0, NULL, "required", FROZEN, 0},
+        {"extra", CLI_STRING, &o.extra, "FILE", "more pairs (same columns), all used for "
+         "training", 0, 0, NULL, "none", FROZEN, 0},
+        {"source", CLI_STRING, &o.source, "COLUMN", "the source language's column", 0, 0, NULL,
+         NULL, FROZEN, 0},
+        {"target", CLI_STRING, &o.target, "COLUMN", "the target language's column", 0, 0, NULL,
+         NULL, FROZEN, 0},
+        {"vocab", CLI_INT, &o.vocab, "N", "BPE vocabulary size (one vocabulary for both "
+         "languages)", RECUR_BPE_BASE, 1 << 20, NULL, NULL, FROZEN, 0},
+        {"max-len", CLI_INT, &o.max_len, "N", "leave out training pairs longer than N subwords",
+         2, 100000, NULL, NULL, FROZEN, 0},
+        {"cell", CLI_CHOICE, &o.cell, "CELL", "recurrent cell: gru, lstm, rnn_tanh, rnn_relu", 0,
+         0, cell_choices, NULL, FROZEN, 0},
+        {"attention", CLI_CHOICE, &o.attention, "KIND", "general, dot (Luong) or additive "
+         "(Bahdanau)", 0, 0, attention_choices, NULL, FROZEN, 0},
+        {"embed", CLI_INT, &o.embed, "N", "embedding size", 1, 65536, NULL, NULL, FROZEN, 0},
+        {"hidden", CLI_INT, &o.hidden, "N", "hidden units per layer (and direction)", 1, 65536,
+         NULL, NULL, FROZEN, 0},
+        {"layers", CLI_INT, &o.layers, "N", "encoder layers", 1, 64, NULL, NULL, FROZEN, 0},
+        {"decoder-layers", CLI_INT, &o.decoder_layers, "N", "decoder layers", 1, 64, NULL, NULL,
+         FROZEN, 0},
+        {"unidirectional", CLI_FLAG, &o.unidirectional, NULL, "forward-only encoder (the "
+         "default is bidirectional)", 0, 0, NULL, NULL, FROZEN, 0},
+        {"dropout", CLI_DOUBLE, &o.dropout, "P", "dropout between stacked layers and on the "
+         "attentional output", 0, 0.99, NULL, NULL, FROZEN, 0},
+        {"embed-dropout", CLI_DOUBLE, &o.embed_dropout, "P", "dropout on both embeddings", 0,
+         0.99, NULL, NULL, FROZEN, 0},
+        {"label-smoothing", CLI_DOUBLE, &o.label_smoothing, "EPS", "label smoothing of the "
+         "training loss", 0, 0.99, NULL, NULL, FROZEN, 0},
+        {"batch", CLI_INT, &o.batch, "B", "sentence pairs a step", 1, 1 << 16, NULL, NULL,
+         FROZEN, 0},
+        {"val-sentences", CLI_INT64, &o.val_sentences, "N", "validation BLEU (greedy) over the "
+         "first N validation pairs (0: all)", 0, 1e9, NULL, NULL, CLI_SAVED, 0},
+    };
+    int count = (int)(sizeof own / sizeof own[0]);
+    memcpy(options, own, sizeof own);
+    int added = trainer_add_options(options + count, CAPACITY - 1 - count, &to);
+    if (added < 0)
+        return cli_fail(cmd, "", "internal error: the option table is too small");
+    count += added;
+    options[count] = (cli_option)CLI_END;
+    int status = cli_parse(cmd, options, argc, argv, "--data FILE [options]",
+                           "Learns a BPE and trains an attention encoder-decoder on the training "
+                           "part of FILE\n(docs/translate.md), writing checkpoints and metrics to "
+                           "--out. Ctrl-C saves and\nstops; --resume continues exactly.");
+    if (status == CLI_HELP_SHOWN)
+        return CLI_OK;
+    if (status)
+        return status;
+
+    tt_run r;
+    memset(&r, 0, sizeof r);
+    r.cmd = cmd;
+    r.o = &o;
+    r.to = &to;
+    r.plan_epoch = -1;
+    r.val_decode = recur_seq2seq_decode_config_default();
+    r.val_decode.beam_width = 1;
+    int rc = trainer_create(cmd, options, &to, argc, argv, &r.t);
+    if (rc)
+        return rc;
+    if (!to.resume && !o.data) {
+        rc = cli_usage(cmd, "--data FILE is required");
+        goto done;
+    }
+    char out_dir[4200];
+    if (o.data)
+        default_out(o.data, out_dir, sizeof out_dir);
+    if ((rc = trainer_open_run(r.t, o.data ? out_dir : NULL)))
+        goto done;
+    if (to.resume) {
+        recur_st *st = NULL;
+        const char *latest = trainer_latest_path(r.t);
+        if (recur_st_open(latest, &st) || translate_model_read(st, latest, &r.model) ||
+            recur_train_state_read(st, latest, recur_seq2seq_size(r.model.net), &r.resumed)) {
+            recur_st_free(st);
+            rc = cli_fail(cmd, "--resume continues the run whose folder is --out; start a new run "
+                          "without --resume.", "cannot resume: %s", recur_last_error());
+            goto done;
+        }
+        recur_st_free(st);
+        if ((rc = trainer_resume(r.t, r.resumed)))
+            goto done;
+        if (r.resumed->data_position_count != 2) {
+            rc = cli_fail(cmd, "", "cannot resume: %s has no translation data position", latest);
+            goto done;
+        }
+    }
+    if ((rc = trainer_prepare(r.t)))
+        goto done;
+    if ((rc = translate_read_pairs(cmd, o.data, o.source, o.target, TR_TRAIN, &r.train)) ||
+        (rc = translate_read_pairs(cmd, o.data, o.source, o.target, TR_VALIDATION, &r.val)) ||
+        (o.extra &&
+         (rc = translate_read_pairs(cmd, o.extra, o.source, o.target, TR_ALL, &r.extra))))
+        goto done;
+    if (!r.resumed) {
+        if ((rc = learn_bpe(&r)) || (rc = make_model(&r)))
+            goto done;
+    }
+    if ((rc = encode_data(&r)))
+        goto done;
+    if (r.resumed && (r.resumed->data_tokens != r.data.count ||
+                      r.resumed->data_hash != r.data_hash)) {
+        rc = cli_fail(cmd, "Resume with the same --data, --extra and --max-len; start a new run "
+                      "for new data.", "the training pairs differ from the run's (%zu now, %"
+                      PRIu64 " in the checkpoint)", r.data.count, r.resumed->data_tokens);
+        goto done;
+    }
+    r.spe = (int64_t)((r.data.count + (size_t)o.batch - 1) / (size_t)o.batch);
+    r.order = malloc(r.data.count * sizeof *r.order);
+    r.starts = malloc((size_t)r.spe * sizeof *r.starts);
+    r.bsrc = malloc((size_t)o.batch * sizeof *r.bsrc);
+    r.btgt = malloc((size_t)o.batch * sizeof *r.btgt);
+    r.bsrc_len = malloc((size_t)o.batch * sizeof *r.bsrc_len);
+    r.btgt_len = malloc((size_t)o.batch * sizeof *r.btgt_len);
+    if (!r.order || !r.starts || !r.bsrc || !r.btgt || !r.bsrc_len || !r.btgt_len) {
+        rc = cli_fail(cmd, "", "out of memory");
+        goto done;
+    }
+    if (r.resumed) {
+        r.epoch = r.resumed->data_position[0];
+        r.index = r.resumed->data_position[1];
+        if (r.epoch < 0 || r.index < 0 || r.index >= r.spe) {
+            rc = cli_fail(cmd, "", "cannot resume: the data position (%" PRId64 ", %" PRId64
+                          ") does not fit %" PRId64 " batches an epoch", r.epoch, r.index, r.spe);
+            goto done;
+        }
+    }
+
+    trainer_task task = {
+        .ctx = &r,
+        .params = recur_seq2seq_params(r.model.net),
+        .grads = recur_seq2seq_grads(r.model.net),
+        .n_params = recur_seq2seq_size(r.model.net),
+        .steps_per_epoch = r.spe,
+        .step = tt_step,
+        .epoch = tt_epoch,
+        .validate = tt_validate,
+        .save = tt_save,
+        .unit = "tok",
+        .unit_csv = "tokens",
+        .bits = 0,
+        .metric_name = "bleu",
+        .next_hint = "Translate with: recur translate --model %s < sentences.txt",
+    };
+    if ((rc = trainer_start(r.t, &task)))
+        goto done;
+    const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
+    fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
+            "units, embedding %d, %s attention, BPE of %d subwords, %zu parameters; dropout %g, "
+            "embedding dropout %g, label smoothing %g\n", cmd, r.resumed ? "resuming" : "model",
+            c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
+            c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
+            c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
+            c->embedding_size, recur_attention_name(c->attention), recur_bpe_size(r.model.bpe),
+            recur_seq2seq_size(r.model.net), (double)c->dropout, (double)c->embedding_dropout,
+            o.label_smoothing);
+    fprintf(stderr, "recur %s: data %s (%s -> %s): %zu training pairs%s%s (%zu kept), %zu "
+            "validation pairs; %" PRId64 " steps of %d an epoch; %s lr %g, clip %g; %d thread%s "
+            "(%s)\n", cmd, o.data, r.model.source, r.model.target, r.train.count,
+            o.extra ? " + extra " : "", o.extra ? o.extra : "", r.data.count, r.val.count, r.spe,
+            o.batch, to.optimizer, to.lr, to.clip, recur_get_threads(),
+            recur_get_threads() == 1 ? "" : "s", recur_blas_backend());
+    rc = trainer_run(r.t);
+done:
+    free_run(&r);
+    return rc;
+}

@@ -1,0 +1,1093 @@
+/* test_seq2seq.c - the attention encoder-decoder (recur/seq2seq.h): layout
+ * of the parameters; gradient checks by central differences over every
+ * parameter for each attention kind, GRU and LSTM, one and two layers,
+ * bidirectional or not, with dropout and label smoothing; a padded batch
+ * equals its sentences alone; beam width 1 equals a greedy search made
+ * independently with the teacher-forced evaluation; a wide beam finds the
+ * best hypothesis of an exhaustive search (so never worse than greedy);
+ * attention rows; determinism; a copy task learned with Adam; checkpoint
+ * round trips and malformed checkpoints; argument errors; every allocation
+ * failing in turn. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "recur.h"
+
+#define PAD 0
+#define BOS 1
+#define EOS 2
+
+static recur_seq2seq_config small_config(recur_cell cell, recur_attention attention, int bi,
+                                         int Le, int Ld, int V, int E, int H)
+{
+    recur_seq2seq_config c = recur_seq2seq_config_default();
+    c.cell = cell;
+    c.src_vocab_size = V;
+    c.tgt_vocab_size = V;
+    c.embedding_size = E;
+    c.hidden_size = H;
+    c.encoder_layers = Le;
+    c.decoder_layers = Ld;
+    c.bidirectional = bi;
+    c.attention = attention;
+    c.dropout = 0.0f;
+    c.embedding_dropout = 0.0f;
+    return c;
+}
+
+static recur_seq2seq *make_model(const recur_seq2seq_config *c, uint64_t seed)
+{
+    recur_seq2seq *m = NULL;
+    CHECK_OK(recur_seq2seq_create(c, &m));
+    if (!m)
+        return NULL;
+    recur_rng rng;
+    recur_rng_seed(&rng, seed);
+    recur_seq2seq_init(m, &rng);
+    return m;
+}
+
+/* A padded batch that owns its arrays. */
+typedef struct batch_data {
+    int32_t *src, *src_lengths, *tgt_in, *tgt_out;
+    recur_seq2seq_batch batch;
+} batch_data;
+
+/* Sentence b has src_len[b] source ids and tgt_len[b] target ids (random
+ * ids >= 3); tgt_in = <s> y, tgt_out = y </s>, padded with 0 to T =
+ * max tgt_len + 1 (or T_min). Source positions past a length hold an id
+ * outside the vocabulary, which must never be read. */
+static void make_batch(batch_data *d, int B, const int *src_len, const int *tgt_len, int Vs,
+                       int Vt, int T_min, recur_rng *rng)
+{
+    int S = 1, T = T_min;
+    for (int b = 0; b < B; b++) {
+        S = src_len[b] > S ? src_len[b] : S;
+        T = tgt_len[b] + 1 > T ? tgt_len[b] + 1 : T;
+    }
+    d->src = malloc((size_t)S * B * sizeof(int32_t));
+    d->src_lengths = malloc((size_t)B * sizeof(int32_t));
+    d->tgt_in = calloc((size_t)T * B, sizeof(int32_t));
+    d->tgt_out = calloc((size_t)T * B, sizeof(int32_t));
+    for (int b = 0; b < B; b++) {
+        d->src_lengths[b] = src_len[b];
+        for (int t = 0; t < S; t++)
+            d->src[(size_t)t * B + b] = t < src_len[b] ? 3 + (int32_t)recur_rng_below(rng, Vs - 3)
+                                                       : 99999;
+        d->tgt_in[b] = BOS;
+        for (int t = 0; t < tgt_len[b]; t++) {
+            int32_t y = 3 + (int32_t)recur_rng_below(rng, Vt - 3);
+            d->tgt_out[(size_t)t * B + b] = y;
+            d->tgt_in[(size_t)(t + 1) * B + b] = y;
+        }
+        d->tgt_out[(size_t)tgt_len[b] * B + b] = EOS;
+    }
+    d->batch = (recur_seq2seq_batch){B, S, d->src, d->src_lengths, T, d->tgt_in, d->tgt_out};
+}
+
+static void batch_free(batch_data *d)
+{
+    free(d->src);
+    free(d->src_lengths);
+    free(d->tgt_in);
+    free(d->tgt_out);
+}
+
+/* A batch of one sentence from explicit ids: target y [n] becomes
+ * tgt_in = <s> y, tgt_out = y </s>, or with `last` >= 0, tgt_in = <s> y and
+ * tgt_out = y last. */
+static void one_sentence(batch_data *d, const int32_t *src, int n, const int32_t *y, int len,
+                         int32_t last)
+{
+    d->src = malloc((size_t)n * sizeof(int32_t));
+    memcpy(d->src, src, (size_t)n * sizeof(int32_t));
+    d->src_lengths = malloc(sizeof(int32_t));
+    d->src_lengths[0] = n;
+    d->tgt_in = malloc((size_t)(len + 1) * sizeof(int32_t));
+    d->tgt_out = malloc((size_t)(len + 1) * sizeof(int32_t));
+    d->tgt_in[0] = BOS;
+    for (int t = 0; t < len; t++) {
+        d->tgt_in[t + 1] = y[t];
+        d->tgt_out[t] = y[t];
+    }
+    d->tgt_out[len] = last >= 0 ? last : EOS;
+    d->batch = (recur_seq2seq_batch){1, n, d->src, d->src_lengths, len + 1, d->tgt_in,
+                                     d->tgt_out};
+}
+
+/* sum log p of y </s> (or y last) given src, teacher-forced. */
+static double sequence_log_prob(recur_seq2seq *m, const int32_t *src, int n, const int32_t *y,
+                                int len, int32_t last)
+{
+    batch_data d;
+    one_sentence(&d, src, n, y, len, last);
+    double loss = NAN, nll = NAN;
+    size_t tokens = 0;
+    CHECK_OK(recur_seq2seq_evaluate(m, &d.batch, 0.0f, &loss, &nll, &tokens));
+    batch_free(&d);
+    return -nll * (double)tokens;
+}
+
+/* ---- layout -------------------------------------------------------------------- */
+
+static void test_layout(void)
+{
+    const recur_attention kinds[] = {RECUR_ATTENTION_GENERAL, RECUR_ATTENTION_DOT,
+                                     RECUR_ATTENTION_ADDITIVE};
+    for (int k = 0; k < 3; k++) {
+        const int bi = kinds[k] != RECUR_ATTENTION_DOT;
+        recur_seq2seq_config c = small_config(RECUR_CELL_LSTM, kinds[k], bi, 2, 2, 11, 4, 5);
+        c.tgt_vocab_size = 13;
+        recur_seq2seq *m = NULL;
+        CHECK_OK(recur_seq2seq_create(&c, &m));
+        if (!m)
+            continue;
+        const int D = bi ? 2 : 1;
+        const int want = 1 + 4 * 2 * D + 3 + 4 * 2 + (k == 0 ? 1 : k == 1 ? 0 : 3) + 4;
+        CHECK(recur_seq2seq_tensor_count(m) == want);
+        size_t offset = 0;
+        for (int i = 0; i < recur_seq2seq_tensor_count(m); i++) {
+            const recur_param_view *v = recur_seq2seq_tensor_at(m, i);
+            CHECK_MSG(v->offset == offset, "%s at %zu, expected %zu", v->name, v->offset, offset);
+            offset += v->numel;
+            CHECK(recur_seq2seq_tensor_find(m, v->name) == v);
+        }
+        CHECK(offset == recur_seq2seq_size(m));
+        CHECK(strcmp(recur_seq2seq_tensor_at(m, 0)->name, "src_embedding.weight") == 0);
+        CHECK(strcmp(recur_seq2seq_tensor_at(m, 1)->name, "encoder.weight_ih_l0") == 0);
+        CHECK(strcmp(recur_seq2seq_tensor_at(m, want - 1)->name, "head.bias") == 0);
+        const recur_param_view *bw = recur_seq2seq_tensor_find(m, "bridge.weight");
+        CHECK(bw && bw->shape[0] == 2 * 5 && bw->shape[1] == D * 5);
+        CHECK(strcmp(recur_seq2seq_tensor_at(m, 1 + 4 * 2 * D)->name, "bridge.weight") == 0);
+        CHECK(strcmp(recur_seq2seq_tensor_at(m, 3 + 4 * 2 * D)->name, "tgt_embedding.weight") == 0);
+        CHECK(strcmp(recur_seq2seq_tensor_at(m, 4 + 4 * 2 * D)->name, "decoder.weight_ih_l0") == 0);
+        const recur_param_view *cw = recur_seq2seq_tensor_find(m, "combine.weight");
+        CHECK(cw && cw->shape[0] == 5 && cw->shape[1] == D * 5 + 5);
+        const recur_param_view *hw = recur_seq2seq_tensor_find(m, "head.weight");
+        CHECK(hw && hw->shape[0] == 13 && hw->shape[1] == 5);
+        CHECK((recur_seq2seq_tensor_find(m, "attention.weight") != NULL) == (k == 0));
+        CHECK((recur_seq2seq_tensor_find(m, "attention.v") != NULL) == (k == 2));
+        if (k == 2) {
+            const recur_param_view *kw = recur_seq2seq_tensor_find(m, "attention.key.weight");
+            CHECK(kw && kw->shape[0] == 5 && kw->shape[1] == D * 5);
+        }
+        CHECK(recur_seq2seq_tensor_find(m, "nope") == NULL);
+        CHECK(recur_seq2seq_tensor_find(m, NULL) == NULL);
+        CHECK(recur_seq2seq_tensor_at(m, want) == NULL);
+        CHECK(recur_seq2seq_get_config(m)->attention == kinds[k]);
+        recur_seq2seq_free(m);
+    }
+    recur_attention a;
+    CHECK_OK(recur_attention_parse("additive", &a));
+    CHECK(a == RECUR_ATTENTION_ADDITIVE);
+    CHECK(strcmp(recur_attention_name(RECUR_ATTENTION_DOT), "dot") == 0);
+    CHECK_STATUS(recur_attention_parse("bahdanau", &a), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("bahdanau");
+    recur_seq2seq_config d = recur_seq2seq_config_default();
+    CHECK(d.cell == RECUR_CELL_GRU && d.embedding_size == 256 && d.hidden_size == 256 &&
+          d.bidirectional && d.attention == RECUR_ATTENTION_GENERAL && d.src_vocab_size == 0);
+    recur_seq2seq_decode_config dd = recur_seq2seq_decode_config_default();
+    CHECK(dd.beam_width == 5 && dd.max_length == 0 && fabsf(dd.length_penalty - 0.6f) < 1e-7f);
+}
+
+/* ---- gradients --------------------------------------------------------------------- */
+
+static double loss_at(recur_seq2seq *m, const recur_seq2seq_batch *b, float eps, uint64_t seed)
+{
+    recur_rng rng;
+    recur_rng_seed(&rng, seed);
+    double loss = NAN;
+    if (recur_seq2seq_train_step(m, b, eps, &rng, &loss, NULL, NULL) != RECUR_OK)
+        return NAN;
+    return loss;
+}
+
+/* Every parameter against central differences. Errors are measured per
+ * tensor against max(its largest gradient, 5% of the largest overall). */
+static void gradient_case(const char *what, const recur_seq2seq_config *c, float eps,
+                          uint64_t seed)
+{
+    recur_seq2seq *m = make_model(c, seed);
+    if (!m)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, seed + 1);
+    const int src_len[3] = {4, 2, 3}, tgt_len[3] = {2, 1, 0};
+    batch_data d;
+    make_batch(&d, 3, src_len, tgt_len, c->src_vocab_size, c->tgt_vocab_size, 3, &rng);
+    const uint64_t dropout_seed = seed + 2;
+    recur_seq2seq_zero_grad(m);
+    const size_t n = recur_seq2seq_size(m);
+    CHECK(isfinite(loss_at(m, &d.batch, eps, dropout_seed)));
+    float *analytic = malloc(n * sizeof(float));
+    memcpy(analytic, recur_seq2seq_grads(m), n * sizeof(float));
+    float *p = recur_seq2seq_params(m);
+    double global = 0.0;
+    for (size_t i = 0; i < n; i++)
+        global = fabs(analytic[i]) > global ? fabs(analytic[i]) : global;
+    CHECK_MSG(global > 1e-3, "%s: gradients vanish (%g)", what, global);
+    const float h = 1e-2f;
+    for (int t = 0; t < recur_seq2seq_tensor_count(m); t++) {
+        const recur_param_view *v = recur_seq2seq_tensor_at(m, t);
+        double scale = 0.01 * global, worst = 0.0, worst_num = 0.0;
+        size_t worst_at = 0;
+        for (size_t j = 0; j < v->numel; j++)
+            scale = fabs(analytic[v->offset + j]) > scale ? fabs(analytic[v->offset + j]) : scale;
+        for (size_t j = 0; j < v->numel; j++) {
+            float *x = p + v->offset + j, saved = *x;
+            *x = saved + h;
+            const double lp = loss_at(m, &d.batch, eps, dropout_seed);
+            *x = saved - h;
+            const double lm = loss_at(m, &d.batch, eps, dropout_seed);
+            *x = saved;
+            const double numeric = (lp - lm) / (2.0 * h);
+            const double err = fabs(numeric - analytic[v->offset + j]);
+            if (!(err <= worst)) {
+                worst = err;
+                worst_at = j;
+                worst_num = numeric;
+            }
+        }
+        const double rel = worst / scale;
+        CHECK_MSG(rel < 3e-3, "%s: %s[%zu]: analytic %.6g numeric %.6g (rel error %.3g > 3e-3)",
+                  what, v->name, worst_at, (double)analytic[v->offset + worst_at], worst_num, rel);
+    }
+    free(analytic);
+    batch_free(&d);
+    recur_seq2seq_free(m);
+}
+
+static void test_gradients(void)
+{
+    recur_seq2seq_config c;
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 11, 4, 5);
+    gradient_case("gru general bi 1+1", &c, 0.0f, 11);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 2, 2, 11, 4, 5);
+    c.dropout = 0.3f;
+    c.embedding_dropout = 0.2f;
+    gradient_case("lstm general bi 2+2 dropout smoothing", &c, 0.1f, 12);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_DOT, 0, 2, 1, 11, 4, 5);
+    gradient_case("gru dot 2+1 smoothing", &c, 0.2f, 13);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2, 11, 4, 5);
+    c.dropout = 0.25f;
+    gradient_case("lstm dot 1+2 dropout", &c, 0.0f, 14);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 2, 11, 4, 5);
+    c.dropout = 0.2f;
+    c.embedding_dropout = 0.1f;
+    gradient_case("gru additive bi 2+2 dropout smoothing", &c, 0.1f, 15);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_ADDITIVE, 0, 1, 1, 11, 4, 5);
+    gradient_case("lstm additive 1+1", &c, 0.0f, 16);
+    c = small_config(RECUR_CELL_RNN_TANH, RECUR_ATTENTION_GENERAL, 0, 1, 1, 11, 4, 5);
+    c.embedding_dropout = 0.3f;
+    gradient_case("rnn_tanh general 1+1", &c, 0.05f, 17);
+}
+
+/* ---- padding -------------------------------------------------------------------------- */
+
+/* The batch's mean loss times its tokens is the sum of each sentence's;
+ * so are the gradients. */
+static void padding_case(const recur_seq2seq_config *c, uint64_t seed)
+{
+    recur_seq2seq *m = make_model(c, seed);
+    if (!m)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, seed + 1);
+    enum { B = 4 };
+    const int src_len[B] = {3, 7, 1, 5}, tgt_len[B] = {4, 0, 6, 2};
+    batch_data d;
+    make_batch(&d, B, src_len, tgt_len, c->src_vocab_size, c->tgt_vocab_size, 1, &rng);
+    const size_t n = recur_seq2seq_size(m);
+    double loss = NAN, nll = NAN;
+    size_t tokens = 0;
+    recur_seq2seq_zero_grad(m);
+    CHECK_OK(recur_seq2seq_train_step(m, &d.batch, 0.1f, NULL, &loss, &nll, &tokens));
+    CHECK(tokens == 4 + 0 + 6 + 2 + B);
+    double *batch_grad = malloc(n * sizeof(double)), *sum_grad = calloc(n, sizeof(double));
+    for (size_t i = 0; i < n; i++)
+        batch_grad[i] = (double)recur_seq2seq_grads(m)[i] * (double)tokens;
+    double sum_loss = 0.0, sum_nll = 0.0;
+    size_t sum_tokens = 0;
+    for (int b = 0; b < B; b++) {
+        int32_t src[16], y[16];
+        for (int t = 0; t < src_len[b]; t++)
+            src[t] = d.src[(size_t)t * B + b];
+        for (int t = 0; t < tgt_len[b]; t++)
+            y[t] = d.tgt_out[(size_t)t * B + b];
+        batch_data one;
+        one_sentence(&one, src, src_len[b], y, tgt_len[b], -1);
+        double l = NAN, l_nll = NAN;
+        size_t k = 0;
+        recur_seq2seq_zero_grad(m);
+        CHECK_OK(recur_seq2seq_train_step(m, &one.batch, 0.1f, NULL, &l, &l_nll, &k));
+        CHECK(k == (size_t)tgt_len[b] + 1);
+        double e = NAN;
+        CHECK_OK(recur_seq2seq_evaluate(m, &one.batch, 0.1f, &e, NULL, NULL));
+        CHECK_NEAR(e, l, 1e-6);
+        sum_loss += l * (double)k;
+        sum_nll += l_nll * (double)k;
+        sum_tokens += k;
+        for (size_t i = 0; i < n; i++)
+            sum_grad[i] += (double)recur_seq2seq_grads(m)[i] * (double)k;
+        batch_free(&one);
+    }
+    CHECK(sum_tokens == tokens);
+    CHECK_NEAR(loss * (double)tokens, sum_loss, 1e-4);
+    CHECK_NEAR(nll * (double)tokens, sum_nll, 1e-4);
+    double scale = 0.0, worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        scale = fabs(sum_grad[i]) > scale ? fabs(sum_grad[i]) : scale;
+        worst = fabs(sum_grad[i] - batch_grad[i]) > worst ? fabs(sum_grad[i] - batch_grad[i])
+                                                          : worst;
+    }
+    CHECK_MSG(worst <= 1e-4 * scale, "%s %s: padded batch gradient differs by %g (scale %g)",
+              recur_cell_name(c->cell), recur_attention_name(c->attention), worst, scale);
+    /* the evaluation gives the training loss when nothing is dropped */
+    double e_loss = NAN, e_nll = NAN;
+    size_t e_tokens = 0;
+    CHECK_OK(recur_seq2seq_evaluate(m, &d.batch, 0.1f, &e_loss, &e_nll, &e_tokens));
+    CHECK_NEAR(e_loss, loss, 1e-6);
+    CHECK_NEAR(e_nll, nll, 1e-6);
+    CHECK(e_tokens == tokens);
+    CHECK(e_nll < e_loss + 1.0);
+    CHECK_OK(recur_seq2seq_evaluate(m, &d.batch, 0.0f, &e_loss, &e_nll, NULL));
+    CHECK_NEAR(e_loss, e_nll, 1e-9);
+    free(batch_grad);
+    free(sum_grad);
+    batch_free(&d);
+    recur_seq2seq_free(m);
+}
+
+static void test_padding(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 2, 2, 13,
+                                          6, 7);
+    padding_case(&c, 21);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 2, 13, 6, 7);
+    padding_case(&c, 22);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_DOT, 0, 2, 1, 13, 6, 7);
+    padding_case(&c, 23);
+}
+
+/* ---- decoding ---------------------------------------------------------------------------- */
+
+/* Greedy search through the teacher-forced evaluation: at each step the
+ * token v >= 2 of the highest log p (ties: lower id), </s> forced after
+ * max_len tokens. Returns the length. */
+static int greedy_reference(recur_seq2seq *m, const int32_t *src, int n, int max_len,
+                            int32_t *out)
+{
+    const int Vt = recur_seq2seq_get_config(m)->tgt_vocab_size;
+    int len = 0;
+    while (len < max_len) {
+        int32_t best_v = -1;
+        double best = -INFINITY;
+        for (int32_t v = EOS; v < Vt; v++) {
+            const double lp = sequence_log_prob(m, src, n, out, len, v);
+            if (lp > best) {
+                best = lp;
+                best_v = v;
+            }
+        }
+        if (best_v == EOS)
+            break;
+        out[len++] = best_v;
+    }
+    return len;
+}
+
+static void test_greedy(void)
+{
+    const struct {
+        recur_cell cell;
+        recur_attention attention;
+        int bi, Le, Ld;
+    } cases[] = {
+        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        recur_seq2seq_config c = small_config(cases[k].cell, cases[k].attention, cases[k].bi,
+                                              cases[k].Le, cases[k].Ld, 12, 6, 8);
+        c.dropout = 0.5f; /* training only: decoding must ignore it */
+        recur_seq2seq *m = make_model(&c, 31 + k);
+        if (!m)
+            continue;
+        recur_rng rng;
+        recur_rng_seed(&rng, 41 + k);
+        for (int s = 0; s < 3; s++) {
+            const int n = 2 + (int)recur_rng_below(&rng, 5);
+            int32_t src[8], want[16];
+            for (int i = 0; i < n; i++)
+                src[i] = (int32_t)recur_rng_below(&rng, 12);
+            const int max_len = 6;
+            const int want_len = greedy_reference(m, src, n, max_len, want);
+            recur_seq2seq_decode_config dc = {1, 0.6f, max_len};
+            int32_t *out = NULL;
+            int out_len = -1;
+            CHECK_OK(recur_seq2seq_translate(m, src, n, &dc, &out, &out_len, NULL));
+            bool same = out_len == want_len;
+            for (int i = 0; same && i < want_len; i++)
+                same = out[i] == want[i];
+            CHECK_MSG(same, "case %zu sentence %d: beam width 1 gave %d tokens, greedy %d", k, s,
+                      out_len, want_len);
+            for (int i = 0; i < out_len; i++)
+                CHECK(out[i] >= 3 && out[i] < 12);
+            recur_free(out);
+        }
+        recur_seq2seq_free(m);
+    }
+}
+
+/* With a beam wide enough to keep every hypothesis, the search is
+ * exhaustive: its result is the best sequence by normalised score among
+ * all 40 of length <= 3 over 3 tokens, hence never worse than greedy. */
+static void test_beam(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 6, 4,
+                                          6);
+    const int max_len = 3;
+    int32_t all[40][3];
+    int all_len[40], count = 0;
+    for (int len = 0; len <= max_len; len++) {
+        int total = 1;
+        for (int i = 0; i < len; i++)
+            total *= 3;
+        for (int code = 0; code < total; code++, count++) {
+            all_len[count] = len;
+            for (int i = 0, x = code; i < len; i++, x /= 3)
+                all[count][i] = 3 + x % 3;
+        }
+    }
+    CHECK(count == 40);
+    const float alphas[3] = {0.0f, 0.6f, 1.5f};
+    int strictly_better = 0;
+    for (int seed = 0; seed < 4; seed++) {
+        recur_seq2seq *m = make_model(&c, 51 + seed);
+        if (!m)
+            continue;
+        const int32_t src[4] = {3, 5, 4, 3};
+        double logp[40];
+        for (int i = 0; i < count; i++)
+            logp[i] = sequence_log_prob(m, src, 4, all[i], all_len[i], -1);
+        for (int a = 0; a < 3; a++) {
+            const float alpha = alphas[a];
+            double best = -INFINITY;
+            for (int i = 0; i < count; i++) {
+                const double norm = logp[i] / pow(all_len[i] + 1.0, alpha);
+                best = norm > best ? norm : best;
+            }
+            double got[2];
+            for (int wide = 0; wide < 2; wide++) {
+                recur_seq2seq_decode_config dc = {wide ? 64 : 1, alpha, max_len};
+                int32_t *out = NULL;
+                int len = -1;
+                CHECK_OK(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL));
+                got[wide] = len >= 0 && len <= max_len
+                                ? sequence_log_prob(m, src, 4, out, len, -1) / pow(len + 1.0, alpha)
+                                : -INFINITY;
+                recur_free(out);
+            }
+            CHECK_MSG(got[1] >= best - 1e-5, "seed %d alpha %g: beam found %.6f, best is %.6f",
+                      seed, (double)alpha, got[1], best);
+            CHECK_MSG(got[1] >= got[0] - 1e-5, "seed %d alpha %g: beam %.6f worse than greedy "
+                      "%.6f", seed, (double)alpha, got[1], got[0]);
+            strictly_better += got[1] > got[0] + 1e-6;
+        }
+        recur_seq2seq_free(m);
+    }
+    CHECK_MSG(strictly_better > 0, "the wide beam never beat greedy: the test is too easy");
+}
+
+static void test_attention_and_determinism(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_ADDITIVE, 1, 2, 2, 15,
+                                          8, 8);
+    recur_seq2seq *m = make_model(&c, 61);
+    if (!m)
+        return;
+    const int32_t src[6] = {4, 9, 3, 14, 7, 5};
+    for (int beam = 1; beam <= 4; beam += 3) {
+        recur_seq2seq_decode_config dc = {beam, 0.6f, 9};
+        int32_t *out[2] = {NULL, NULL};
+        float *att[2] = {NULL, NULL};
+        int len[2] = {-1, -1};
+        for (int r = 0; r < 2; r++)
+            CHECK_OK(recur_seq2seq_translate(m, src, 6, &dc, &out[r], &len[r], &att[r]));
+        CHECK(len[0] == len[1] && len[0] >= 0 && len[0] <= 9);
+        if (len[0] == len[1] && len[0] >= 0) {
+            CHECK(len[0] == 0 || memcmp(out[0], out[1], (size_t)len[0] * sizeof(int32_t)) == 0);
+            CHECK(memcmp(att[0], att[1], (size_t)(len[0] + 1) * 6 * sizeof(float)) == 0);
+            for (int i = 0; i <= len[0]; i++) {
+                double sum = 0.0;
+                bool in_range = true;
+                for (int j = 0; j < 6; j++) {
+                    sum += att[0][i * 6 + j];
+                    in_range = in_range && att[0][i * 6 + j] >= 0.0f && att[0][i * 6 + j] <= 1.0f;
+                }
+                CHECK_NEAR(sum, 1.0, 1e-5);
+                CHECK(in_range);
+            }
+        }
+        for (int r = 0; r < 2; r++) {
+            recur_free(out[r]);
+            recur_free(att[r]);
+        }
+    }
+    /* the defaults (config NULL) work too */
+    int32_t *out = NULL;
+    int len = -1;
+    CHECK_OK(recur_seq2seq_translate(m, src, 6, NULL, &out, &len, NULL));
+    CHECK(len >= 0 && len <= 2 * 6 + 10);
+    recur_free(out);
+    recur_seq2seq_free(m);
+}
+
+/* ---- learning ------------------------------------------------------------------------- */
+
+/* Reversing 3..5 symbols of 7 (V = 10) must be learned exactly (800 Adam
+ * steps: the same setting learned it for each of 10 seeds tried). */
+static void test_copy_task(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 10,
+                                          16, 32);
+    recur_seq2seq *m = make_model(&c, 71);
+    if (!m)
+        return;
+    recur_optim_config oc = recur_optim_config_default(RECUR_OPTIM_ADAM);
+    oc.lr = 5e-3f;
+    recur_optim *opt = NULL;
+    CHECK_OK(recur_optim_create(&oc, recur_seq2seq_size(m), &opt));
+    recur_rng rng;
+    recur_rng_seed(&rng, 72);
+    enum { B = 32, MAXN = 5 };
+    int32_t src[MAXN * B], lengths[B], tgt_in[(MAXN + 1) * B], tgt_out[(MAXN + 1) * B];
+    double first = 0.0, loss = 0.0;
+    for (int step = 0; step < 800; step++) {
+        memset(tgt_in, 0, sizeof tgt_in);
+        memset(tgt_out, 0, sizeof tgt_out);
+        int S = 0;
+        for (int b = 0; b < B; b++) {
+            const int n = 3 + (int)recur_rng_below(&rng, 3);
+            lengths[b] = n;
+            S = n > S ? n : S;
+            tgt_in[b] = BOS;
+            for (int t = 0; t < MAXN; t++)
+                src[t * B + b] = 3 + (int32_t)recur_rng_below(&rng, 7);
+            for (int t = 0; t < n; t++) {
+                tgt_out[t * B + b] = src[(n - 1 - t) * B + b];
+                tgt_in[(t + 1) * B + b] = tgt_out[t * B + b];
+            }
+            tgt_out[n * B + b] = EOS;
+        }
+        recur_seq2seq_batch bt = {B, MAXN, src, lengths, MAXN + 1, tgt_in, tgt_out};
+        recur_seq2seq_zero_grad(m);
+        CHECK_OK(recur_seq2seq_train_step(m, &bt, 0.0f, NULL, &loss, NULL, NULL));
+        CHECK_OK(recur_optim_step(opt, recur_seq2seq_params(m), recur_seq2seq_grads(m), oc.lr));
+        if (step == 0)
+            first = loss;
+    }
+    CHECK_MSG(loss < 0.05 * first, "loss %g from %g", loss, first);
+    int exact = 0, exact_beam = 0;
+    const int tests = 50;
+    for (int i = 0; i < tests; i++) {
+        const int n = 3 + (int)recur_rng_below(&rng, 3);
+        int32_t s[MAXN];
+        for (int t = 0; t < n; t++)
+            s[t] = 3 + (int32_t)recur_rng_below(&rng, 7);
+        for (int beam = 1; beam <= 4; beam += 3) {
+            recur_seq2seq_decode_config dc = {beam, 0.6f, 0};
+            int32_t *out = NULL;
+            int len = -1;
+            CHECK_OK(recur_seq2seq_translate(m, s, n, &dc, &out, &len, NULL));
+            bool ok = len == n;
+            for (int t = 0; ok && t < n; t++)
+                ok = out[t] == s[n - 1 - t];
+            if (beam == 1)
+                exact += ok;
+            else
+                exact_beam += ok;
+            recur_free(out);
+        }
+    }
+    CHECK_MSG(exact == tests, "greedy reversed %d of %d exactly", exact, tests);
+    CHECK_MSG(exact_beam == tests, "beam 4 reversed %d of %d exactly", exact_beam, tests);
+    recur_optim_free(opt);
+    recur_seq2seq_free(m);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+
+static recur_st *roundtrip(recur_st_writer *w)
+{
+    void *bytes = NULL;
+    size_t size = 0;
+    recur_st *st = NULL;
+    CHECK_OK(recur_st_writer_serialize(w, &bytes, &size));
+    CHECK_OK(recur_st_parse(bytes, size, &st));
+    recur_free(bytes);
+    return st;
+}
+
+/* The model's metadata with one field replaced (value is JSON text) or
+ * dropped (value NULL); key NULL: unchanged. */
+static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, const char *key,
+                      const char *value)
+{
+    char fields[12][2][64];
+    int nf = 0;
+#define FIELD(k, ...)                                                                  \
+    do {                                                                               \
+        snprintf(fields[nf][0], 64, "%s", k);                                          \
+        snprintf(fields[nf][1], 64, __VA_ARGS__);                                      \
+        nf++;                                                                          \
+    } while (0)
+    FIELD("format", "%d", RECUR_SEQ2SEQ_FORMAT);
+    FIELD("cell", "\"%s\"", recur_cell_name(c->cell));
+    FIELD("src_vocab_size", "%d", c->src_vocab_size);
+    FIELD("tgt_vocab_size", "%d", c->tgt_vocab_size);
+    FIELD("embedding_size", "%d", c->embedding_size);
+    FIELD("hidden_size", "%d", c->hidden_size);
+    FIELD("encoder_layers", "%d", c->encoder_layers);
+    FIELD("decoder_layers", "%d", c->decoder_layers);
+    FIELD("bidirectional", "%s", c->bidirectional ? "true" : "false");
+    FIELD("attention", "\"%s\"", recur_attention_name(c->attention));
+    FIELD("dropout", "%g", (double)c->dropout);
+    FIELD("embedding_dropout", "%g", (double)c->embedding_dropout);
+#undef FIELD
+    size_t at = (size_t)snprintf(out, size, "{");
+    bool first = true;
+    for (int i = 0; i < nf; i++) {
+        const bool replaced = key && strcmp(key, fields[i][0]) == 0;
+        if (replaced && !value)
+            continue;
+        at += (size_t)snprintf(out + at, size - at, "%s\"%s\":%s", first ? "" : ",", fields[i][0],
+                               replaced ? value : fields[i][1]);
+        first = false;
+    }
+    snprintf(out + at, size - at, "}");
+}
+
+typedef struct damage {
+    const char *meta;       /* metadata text, or NULL: none at all */
+    const char *drop;       /* tensor left out */
+    const char *reshape;    /* tensor written flat */
+    const char *poison;     /* tensor with a NaN */
+    const char *extra;      /* an additional tensor */
+} damage;
+
+static int read_damaged(recur_seq2seq *m, const damage *dmg, recur_seq2seq **out)
+{
+    recur_st_writer *w = NULL;
+    CHECK_OK(recur_st_writer_create(&w));
+    if (dmg->meta)
+        CHECK_OK(recur_st_writer_metadata(w, "recur_seq2seq", dmg->meta));
+    const float *p = recur_seq2seq_params(m);
+    float *poisoned = NULL;
+    for (int i = 0; i < recur_seq2seq_tensor_count(m); i++) {
+        const recur_param_view *v = recur_seq2seq_tensor_at(m, i);
+        if (dmg->drop && strcmp(v->name, dmg->drop) == 0)
+            continue;
+        const float *data = p + v->offset;
+        if (dmg->poison && strcmp(v->name, dmg->poison) == 0) {
+            poisoned = malloc(v->numel * sizeof(float));
+            memcpy(poisoned, data, v->numel * sizeof(float));
+            poisoned[v->numel / 2] = NAN;
+            data = poisoned;
+        }
+        if (dmg->reshape && strcmp(v->name, dmg->reshape) == 0) {
+            const int64_t flat[1] = {(int64_t)v->numel};
+            CHECK_OK(recur_st_writer_add(w, v->name, RECUR_DTYPE_F32, 1, flat, data));
+        } else {
+            CHECK_OK(recur_st_writer_add(w, v->name, RECUR_DTYPE_F32, v->ndim, v->shape, data));
+        }
+    }
+    const float extra_data[2] = {1.0f, 2.0f};
+    const int64_t extra_shape[1] = {2};
+    if (dmg->extra)
+        CHECK_OK(recur_st_writer_add(w, dmg->extra, RECUR_DTYPE_F32, 1, extra_shape, extra_data));
+    recur_st *st = roundtrip(w);
+    int status = st ? recur_seq2seq_read(st, "damaged.safetensors", out) : RECUR_E_FORMAT;
+    recur_st_free(st);
+    recur_st_writer_free(w);
+    free(poisoned);
+    return status;
+}
+
+static void expect_damage(recur_seq2seq *m, const damage *dmg, int want, const char *mention)
+{
+    recur_seq2seq *got = NULL;
+    CHECK_STATUS(read_damaged(m, dmg, &got), want);
+    CHECK(got == NULL);
+    recur_seq2seq_free(got);
+    CHECK_ERROR_MENTIONS(mention);
+    CHECK_ERROR_MENTIONS(want == RECUR_E_FORMAT ? "damaged.safetensors" : "");
+}
+
+static void test_checkpoint(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 2, 1, 14,
+                                          6, 7);
+    c.dropout = 0.125f;
+    c.embedding_dropout = 0.1f;
+    recur_seq2seq *m = make_model(&c, 81);
+    if (!m)
+        return;
+    recur_st_writer *w = NULL;
+    CHECK_OK(recur_st_writer_create(&w));
+    CHECK_OK(recur_seq2seq_write(m, w));
+    recur_st *st = roundtrip(w);
+    recur_seq2seq *back = NULL;
+    CHECK_OK(recur_seq2seq_read(st, "model.safetensors", &back));
+    recur_st_free(st);
+    recur_st_writer_free(w);
+    if (back) {
+        const recur_seq2seq_config *b = recur_seq2seq_get_config(back);
+        CHECK(memcmp(b, recur_seq2seq_get_config(m), sizeof *b) == 0);
+        CHECK(recur_seq2seq_size(back) == recur_seq2seq_size(m));
+        CHECK(memcmp(recur_seq2seq_params(back), recur_seq2seq_params(m),
+                     recur_seq2seq_size(m) * sizeof(float)) == 0);
+        const int32_t src[5] = {3, 13, 7, 7, 4};
+        recur_seq2seq_decode_config dc = {3, 0.6f, 8};
+        int32_t *o1 = NULL, *o2 = NULL;
+        float *a1 = NULL, *a2 = NULL;
+        int n1 = -1, n2 = -2;
+        CHECK_OK(recur_seq2seq_translate(m, src, 5, &dc, &o1, &n1, &a1));
+        CHECK_OK(recur_seq2seq_translate(back, src, 5, &dc, &o2, &n2, &a2));
+        CHECK(n1 == n2);
+        if (n1 == n2 && n1 >= 0) {
+            CHECK(n1 == 0 || memcmp(o1, o2, (size_t)n1 * sizeof(int32_t)) == 0);
+            CHECK(memcmp(a1, a2, (size_t)(n1 + 1) * 5 * sizeof(float)) == 0);
+        }
+        recur_free(o1), recur_free(o2), recur_free(a1), recur_free(a2);
+        recur_rng rng;
+        recur_rng_seed(&rng, 82);
+        const int src_len[2] = {5, 2}, tgt_len[2] = {3, 4};
+        batch_data d;
+        make_batch(&d, 2, src_len, tgt_len, 14, 14, 1, &rng);
+        double l1 = NAN, l2 = NAN;
+        CHECK_OK(recur_seq2seq_evaluate(m, &d.batch, 0.1f, &l1, NULL, NULL));
+        CHECK_OK(recur_seq2seq_evaluate(back, &d.batch, 0.1f, &l2, NULL, NULL));
+        CHECK(l1 == l2);
+        batch_free(&d);
+        recur_seq2seq_free(back);
+    }
+    /* optimizer and trainer state beside the model are allowed */
+    char meta[1024];
+    meta_text(meta, sizeof meta, &c, NULL, NULL);
+    recur_seq2seq *ok = NULL;
+    CHECK_OK(read_damaged(m, &(damage){meta, NULL, NULL, NULL, "optimizer.exp_avg"}, &ok));
+    recur_seq2seq_free(ok);
+
+    expect_damage(m, &(damage){NULL, NULL, NULL, NULL, NULL}, RECUR_E_FORMAT, "recur_seq2seq");
+    expect_damage(m, &(damage){"{\"format\":1,", NULL, NULL, NULL, NULL}, RECUR_E_FORMAT,
+                  "not JSON");
+    expect_damage(m, &(damage){"[1, 2]", NULL, NULL, NULL, NULL}, RECUR_E_FORMAT,
+                  "not a JSON object");
+    const struct {
+        const char *key, *value;
+        int status;
+        const char *mention;
+    } fields[] = {
+        {"format", NULL, RECUR_E_FORMAT, "format"},
+        {"format", "\"1\"", RECUR_E_FORMAT, "format"},
+        {"format", "0", RECUR_E_FORMAT, "format"},
+        {"format", "2", RECUR_E_UNSUPPORTED, "newer"},
+        {"cell", "\"transformer\"", RECUR_E_FORMAT, "cell"},
+        {"cell", "3", RECUR_E_FORMAT, "cell"},
+        {"attention", "\"location\"", RECUR_E_FORMAT, "attention"},
+        {"attention", NULL, RECUR_E_FORMAT, "attention"},
+        {"src_vocab_size", "2", RECUR_E_FORMAT, "src_vocab_size"},
+        {"tgt_vocab_size", NULL, RECUR_E_FORMAT, "tgt_vocab_size"},
+        {"embedding_size", "\"6\"", RECUR_E_FORMAT, "embedding_size"},
+        {"hidden_size", "5.0", RECUR_E_FORMAT, "hidden_size"},
+        {"hidden_size", "-7", RECUR_E_FORMAT, "hidden_size"},
+        {"encoder_layers", "65", RECUR_E_FORMAT, "encoder_layers"},
+        {"decoder_layers", "1.5", RECUR_E_FORMAT, "decoder_layers"},
+        {"bidirectional", "1", RECUR_E_FORMAT, "bidirectional"},
+        {"dropout", "1.5", RECUR_E_FORMAT, "dropout"},
+        {"embedding_dropout", "\"x\"", RECUR_E_FORMAT, "embedding_dropout"},
+        {"attention", "\"dot\"", RECUR_E_FORMAT, "dot attention"},
+        /* a valid config that does not match the tensors */
+        {"hidden_size", "8", RECUR_E_FORMAT, "tensor \"encoder.weight_ih_l0\""},
+        {"decoder_layers", "2", RECUR_E_FORMAT, "tensor \"bridge.weight\""},
+        {"tgt_vocab_size", "15", RECUR_E_FORMAT, "tgt_embedding.weight"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        meta_text(meta, sizeof meta, &c, fields[i].key, fields[i].value);
+        expect_damage(m, &(damage){meta, NULL, NULL, NULL, NULL}, fields[i].status,
+                      fields[i].mention);
+    }
+    meta_text(meta, sizeof meta, &c, NULL, NULL);
+    expect_damage(m, &(damage){meta, "head.bias", NULL, NULL, NULL}, RECUR_E_FORMAT,
+                  "missing tensor \"head.bias\"");
+    expect_damage(m, &(damage){meta, NULL, "combine.weight", NULL, NULL}, RECUR_E_FORMAT,
+                  "tensor \"combine.weight\"");
+    expect_damage(m, &(damage){meta, NULL, NULL, "decoder.weight_hh_l0", NULL}, RECUR_E_FORMAT,
+                  "non-finite");
+    expect_damage(m, &(damage){meta, NULL, NULL, "decoder.weight_hh_l0", NULL}, RECUR_E_FORMAT,
+                  "decoder.weight_hh_l0");
+    expect_damage(m, &(damage){meta, NULL, NULL, NULL, "attention.bias"}, RECUR_E_FORMAT,
+                  "unexpected tensor \"attention.bias\"");
+    int dummy = 0;
+    recur_seq2seq *none = (recur_seq2seq *)&dummy; /* must come back NULL */
+    CHECK_STATUS(recur_seq2seq_read(NULL, "x", &none), RECUR_E_INVALID);
+    CHECK(none == NULL);
+    CHECK_STATUS(recur_seq2seq_write(NULL, NULL), RECUR_E_INVALID);
+    recur_seq2seq_free(m);
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+static void test_errors(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 9, 4,
+                                          5);
+    CHECK_OK(recur_seq2seq_config_check(&c));
+    CHECK_STATUS(recur_seq2seq_config_check(NULL), RECUR_E_INVALID);
+    const struct {
+        recur_seq2seq_config c;
+        const char *mention;
+    } bad[] = {
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN}, "embedding_dropout"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0}, "cell"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int dummy = 0;
+        recur_seq2seq *m = (recur_seq2seq *)&dummy; /* must come back NULL */
+        CHECK_STATUS(recur_seq2seq_create(&bad[i].c, &m), RECUR_E_INVALID);
+        CHECK(m == NULL);
+        CHECK_ERROR_MENTIONS(bad[i].mention);
+    }
+    CHECK_STATUS(recur_seq2seq_create(&c, NULL), RECUR_E_INVALID);
+    recur_seq2seq_free(NULL);
+    CHECK(recur_seq2seq_size(NULL) == 0);
+
+    c.dropout = 0.5f;
+    recur_seq2seq *m = make_model(&c, 91);
+    if (!m)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 92);
+    const int src_len[3] = {3, 1, 2}, tgt_len[3] = {1, 2, 2};
+    batch_data d;
+    make_batch(&d, 3, src_len, tgt_len, 9, 9, 1, &rng);
+    double loss = NAN;
+    recur_seq2seq_batch b = d.batch;
+    CHECK_STATUS(recur_seq2seq_train_step(m, &b, 0.0f, NULL, &loss, NULL, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("rng");
+    CHECK_STATUS(recur_seq2seq_train_step(m, NULL, 0.0f, &rng, &loss, NULL, NULL),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_train_step(m, &b, 0.0f, &rng, NULL, NULL, NULL), RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_train_step(NULL, &b, 0.0f, &rng, &loss, NULL, NULL),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 1.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("label_smoothing");
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, NAN, &loss, NULL, NULL), RECUR_E_INVALID);
+    b.B = 0;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    b = d.batch;
+    b.tgt_out = NULL;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    b = d.batch;
+    d.src_lengths[1] = 4;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("src_lengths[1] = 4");
+    d.src_lengths[1] = 0;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    d.src_lengths[1] = 1;
+    d.src[1 * 3 + 2] = 9;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("source id 9 at step 1 of sentence 2");
+    d.src[1 * 3 + 2] = 4;
+    d.tgt_out[2 * 3 + 1] = -3;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("tgt_out id -3 at step 2 of sentence 1");
+    d.tgt_out[2 * 3 + 1] = EOS;
+    d.tgt_in[0] = 100;
+    CHECK_STATUS(recur_seq2seq_evaluate(m, &b, 0.0f, &loss, NULL, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("tgt_in id 100 at step 0 of sentence 0");
+    d.tgt_in[0] = BOS;
+    /* a good batch works after the errors; nothing counted gives no gradient */
+    size_t tokens = 0;
+    CHECK_OK(recur_seq2seq_train_step(m, &b, 0.1f, &rng, &loss, NULL, &tokens));
+    CHECK(tokens == 1 + 2 + 2 + 3 && isfinite(loss));
+    int32_t zeros[9] = {0};
+    b.tgt_out = zeros;
+    recur_seq2seq_zero_grad(m);
+    CHECK_OK(recur_seq2seq_train_step(m, &b, 0.1f, &rng, &loss, NULL, &tokens));
+    CHECK(tokens == 0 && loss == 0.0);
+    bool zero = true;
+    for (size_t i = 0; i < recur_seq2seq_size(m); i++)
+        zero = zero && recur_seq2seq_grads(m)[i] == 0.0f;
+    CHECK(zero);
+
+    const int32_t src[4] = {3, 4, 5, 6};
+    int32_t *out = (int32_t *)src;
+    int len = -1;
+    recur_seq2seq_decode_config dc = recur_seq2seq_decode_config_default();
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 0, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK(out == NULL && len == 0);
+    CHECK_STATUS(recur_seq2seq_translate(m, NULL, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, NULL, &len, NULL), RECUR_E_INVALID);
+    const int32_t bad_src[4] = {3, 4, 5, 9};
+    CHECK_STATUS(recur_seq2seq_translate(m, bad_src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("source id 9 at position 3");
+    dc.beam_width = 0;
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("beam_width");
+    dc = recur_seq2seq_decode_config_default();
+    dc.length_penalty = -0.5f;
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("length_penalty");
+    dc.length_penalty = NAN;
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    dc = recur_seq2seq_decode_config_default();
+    dc.max_length = -1;
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("max_length");
+    /* max_length 0 means 2n + 10; a model that cannot emit anything but </s>
+     * (Vt = 3) always gives the empty translation */
+    dc = recur_seq2seq_decode_config_default();
+    CHECK_OK(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL));
+    CHECK(len >= 0 && len <= 18);
+    recur_free(out);
+    recur_seq2seq_free(m);
+    recur_seq2seq_config tiny = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_DOT, 0, 1, 1, 3, 2, 3);
+    m = make_model(&tiny, 93);
+    if (m) {
+        float *attention = NULL;
+        const int32_t three[2] = {2, 1};
+        CHECK_OK(recur_seq2seq_translate(m, three, 2, &dc, &out, &len, &attention));
+        CHECK(len == 0 && out == NULL && attention != NULL);
+        if (attention)
+            CHECK_NEAR(attention[0] + attention[1], 1.0, 1e-6);
+        recur_free(attention);
+        recur_seq2seq_free(m);
+    }
+    batch_free(&d);
+}
+
+/* ---- out of memory ------------------------------------------------------------------- */
+
+static int alloc_budget = -1; /* allocations left before failing; -1: no limit */
+
+static void *counting_malloc(size_t size, void *user)
+{
+    (void)user;
+    if (alloc_budget == 0)
+        return NULL;
+    if (alloc_budget > 0)
+        alloc_budget--;
+    return malloc(size);
+}
+
+static void counting_free(void *ptr, void *user)
+{
+    (void)user;
+    free(ptr);
+}
+
+/* Create, train a step, translate with attention, write and read back;
+ * the first failing status. Frees everything it made. */
+static int oom_sequence(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_ADDITIVE, 1, 2, 1, 9,
+                                          4, 5);
+    c.dropout = 0.1f;
+    c.embedding_dropout = 0.1f;
+    recur_seq2seq *m = NULL, *back = NULL;
+    recur_st_writer *w = NULL;
+    recur_st *st = NULL;
+    int32_t *out = NULL;
+    float *att = NULL;
+    void *bytes = NULL;
+    size_t size = 0;
+    int len = 0;
+    int32_t src[6] = {3, 4, 5, 6, 7, 8}, lengths[2] = {3, 2};
+    int32_t tgt_in[6] = {BOS, BOS, 4, 5, 6, 0}, tgt_out[6] = {4, 5, 6, EOS, EOS, 0};
+    const recur_seq2seq_batch b = {2, 3, src, lengths, 3, tgt_in, tgt_out};
+    recur_rng rng;
+    recur_rng_seed(&rng, 5);
+    double loss = 0.0;
+    recur_seq2seq_decode_config dc = {2, 0.6f, 4};
+    int status = recur_seq2seq_create(&c, &m);
+    if (status == RECUR_OK) {
+        recur_seq2seq_init(m, &rng);
+        status = recur_seq2seq_train_step(m, &b, 0.1f, &rng, &loss, NULL, NULL);
+    }
+    if (status == RECUR_OK)
+        status = recur_seq2seq_translate(m, src, 3, &dc, &out, &len, &att);
+    if (status == RECUR_OK)
+        status = recur_st_writer_create(&w);
+    if (status == RECUR_OK)
+        status = recur_seq2seq_write(m, w);
+    if (status == RECUR_OK)
+        status = recur_st_writer_serialize(w, &bytes, &size);
+    if (status == RECUR_OK)
+        status = recur_st_parse(bytes, size, &st);
+    if (status == RECUR_OK)
+        status = recur_seq2seq_read(st, "oom", &back);
+    recur_seq2seq_free(back);
+    recur_st_free(st);
+    recur_free(bytes);
+    recur_st_writer_free(w);
+    recur_free(out);
+    recur_free(att);
+    recur_seq2seq_free(m);
+    return status;
+}
+
+/* Every allocation in turn fails: each time a clean RECUR_E_NOMEM (and,
+ * under the sanitizers, no leak). */
+static void test_out_of_memory(void)
+{
+    const recur_allocator counting = {counting_malloc, counting_free, NULL};
+    int budget = 0, status = RECUR_E_NOMEM;
+    for (; budget < 2000 && status != RECUR_OK; budget++) {
+        recur_set_allocator(&counting);
+        alloc_budget = budget;
+        status = oom_sequence();
+        alloc_budget = -1;
+        recur_set_allocator(NULL);
+        CHECK_MSG(status == RECUR_OK || status == RECUR_E_NOMEM,
+                  "allocation %d failing gave status %d (%s)", budget, status, recur_last_error());
+    }
+    CHECK_MSG(status == RECUR_OK, "still failing with %d allocations", budget);
+}
+
+int main(void)
+{
+    /* one thread keeps the thousands of tiny steps fast (and under
+     * sanitizers); the padded batch runs again on two threads to cover the
+     * per-sentence parallel loops */
+    recur_set_threads(1);
+    test_layout();
+    test_gradients();
+    test_padding();
+    recur_set_threads(2);
+    test_padding();
+    recur_set_threads(1);
+    test_greedy();
+    test_beam();
+    test_attention_and_determinism();
+    test_copy_task();
+    test_checkpoint();
+    test_errors();
+    test_out_of_memory();
+    CHECK_DONE();
+}

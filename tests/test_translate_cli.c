@@ -1,0 +1,298 @@
+/* test_translate_cli.c - `recur translate` end to end (the binary's path in
+ * argv[1], else RECUR_BINARY_DIR/recur) on a small synthetic pair file
+ * written to a fresh temporary folder: --help and usage errors (exit 2);
+ * train with the shared trainer's progress line and checkpoints; resume
+ * exactness (N steps == N/2 + --resume to N: the same loss rows and the
+ * same translations); a toy word-for-word language learnt well enough that
+ * greedy translations mostly match; translating stdin (one line out per
+ * line in, deterministic, --attention JSON lines whose rows sum to 1,
+ * beam 1 equal to greedy); eval (--json fields, --output lines); and bad
+ * input named by line or column (exit 1): an empty line, invalid UTF-8,
+ * an unknown column, a missing model. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "recur.h"
+
+#include "cli_harness.h"
+
+/* A toy language pair: source words map one to one to target words, the
+ * target in the same order with a final "." and capitalised first word. */
+static const char *const src_words[] = {"ich", "du", "sehe", "habe", "den", "einen", "hund",
+                                        "baum", "ball", "rot", "gross", "heute"};
+static const char *const tgt_words[] = {"i", "you", "see", "have", "the", "a", "dog",
+                                        "tree", "ball", "red", "big", "today"};
+enum { WORDS = 12 };
+
+static void write_pairs(const char *path, int n, int extra_column)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 7);
+    fprintf(f, extra_column ? "id\tde\ten\n" : "de\ten\n");
+    for (int i = 0; i < n; i++) {
+        char src[256] = "", tgt[256] = "";
+        const int len = 2 + (int)recur_rng_below(&rng, 4);
+        for (int k = 0; k < len; k++) {
+            const int w = (int)recur_rng_below(&rng, WORDS);
+            strcat(src, k ? " " : "");
+            strcat(src, src_words[w]);
+            strcat(tgt, k ? " " : "");
+            strcat(tgt, tgt_words[w]);
+        }
+        if (extra_column)
+            fprintf(f, "%d\t", i);
+        fprintf(f, "%s\t%s .\n", src, tgt);
+    }
+    fclose(f);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static int count_lines(const char *path)
+{
+    char *text = read_all(path);
+    int lines = 0;
+    for (const char *p = text; p && *p; p++)
+        lines += *p == '\n';
+    free(text);
+    return lines;
+}
+
+/* The metrics rows with the given step, as text. */
+static char *metrics_row(const char *path, int step)
+{
+    char *text = read_all(path);
+    char key[32];
+    snprintf(key, sizeof key, "\n%d,", step);
+    char *at = text ? strstr(text, key) : NULL;
+    char *row = NULL;
+    if (at) {
+        at++;
+        char *end = strchr(at, '\n');
+        size_t len = end ? (size_t)(end - at) : strlen(at);
+        row = malloc(len + 1);
+        memcpy(row, at, len);
+        row[len] = '\0';
+    }
+    free(text);
+    return row;
+}
+
+/* The first `fields` comma-separated fields (step .. train_loss). */
+static int same_fields(const char *a, const char *b, int fields)
+{
+    if (!a || !b)
+        return 0;
+    for (int f = 0; *a && *b; a++, b++) {
+        if (*a != *b)
+            return 0;
+        if (*a == ',' && ++f == fields)
+            return 1;
+    }
+    return *a == *b;
+}
+
+static void test_usage(void)
+{
+    CHECK_EXIT(run("help", "translate", "--help", NULL), 0);
+    CHECK_STDOUT_MENTIONS("train");
+    CHECK_EXIT(run("help_train", "translate", "train", "--help", NULL), 0);
+    CHECK_STDOUT_MENTIONS("--label-smoothing");
+    CHECK_STDOUT_MENTIONS("--resume");
+    CHECK_EXIT(run("help_eval", "translate", "eval", "--help", NULL), 0);
+    CHECK_STDOUT_MENTIONS("--beam");
+    CHECK_EXIT(run("help_run", "translate", "--help-run", NULL), 0);
+    CHECK_STDOUT_MENTIONS("--attention");
+    CHECK_EXIT(run("nothing", "translate", NULL), 2);
+    CHECK_EXIT(run("bogus", "translate", "bogus", NULL), 2);
+    CHECK_STDERR_MENTIONS("unknown command");
+    CHECK_EXIT(run("no_data", "translate", "train", NULL), 2);
+    CHECK_STDERR_MENTIONS("--data");
+    CHECK_EXIT(run("bad_beam", "translate", "--model", "x", "--beam", "0", NULL), 2);
+    CHECK_EXIT(run("no_model", "translate", "--beam", "2", NULL), 2);
+    CHECK_STDERR_MENTIONS("--model");
+}
+
+static void test_train_resume_translate(void)
+{
+    char data[600], input[600]; /* path_of's buffers are reused */
+    snprintf(data, sizeof data, "%s", path_of("pairs.tsv"));
+    snprintf(input, sizeof input, "%s", path_of("input.txt"));
+    write_pairs(data, 1200, 0);
+    /* the whole run: 400 steps */
+    CHECK_EXIT(run("train_full", "translate", "train", "--data", data, "--vocab", "300", "--embed",
+                   "24", "--hidden", "32", "--batch", "16", "--lr", "0.01", "--val-every", "100",
+                   "--save-every", "100", "--log-every", "20", "--val-sentences", "20",
+                   "--dropout", "0.1", "--out", path_of("full"), "--steps", "400", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("step 400/400");
+    CHECK_STDERR_MENTIONS("bleu");
+    CHECK(access(path_of("full/best.safetensors"), R_OK) == 0);
+    /* the same in two invocations */
+    CHECK_EXIT(run("train_half", "translate", "train", "--data", data, "--vocab", "300", "--embed",
+                   "24", "--hidden", "32", "--batch", "16", "--lr", "0.01", "--val-every", "100",
+                   "--save-every", "100", "--log-every", "20", "--val-sentences", "20",
+                   "--dropout", "0.1", "--out", path_of("half"), "--steps", "200", NULL),
+               0);
+    CHECK_EXIT(run("train_resume", "translate", "train", "--out", path_of("half"), "--resume",
+                   "--steps", "400", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("resuming");
+    for (int step = 20; step <= 400; step += 60) {
+        char *a = metrics_row(path_of("full/metrics.csv"), step);
+        char *b = metrics_row(path_of("half/metrics.csv"), step);
+        CHECK_MSG(same_fields(a, b, 3), "step %d: metrics '%s' vs resumed '%s'", step,
+                  a ? a : "(none)", b ? b : "(none)");
+        free(a);
+        free(b);
+    }
+    /* a changed model option on --resume is refused */
+    CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
+                   "--hidden", "64", "--steps", "500", NULL),
+               2);
+
+    /* translating stdin: one line out per line in, deterministic */
+    write_text(input, "ich sehe den hund\ndu habe einen ball\nheute\n");
+    stdin_path = input;
+    CHECK_EXIT(run("tr1", "translate", "--model", path_of("full/latest.safetensors"),
+                   "--attention", path_of("attention.jsonl"), NULL),
+               0);
+    CHECK(count_lines(last_out) == 3);
+    char *first = read_all(last_out);
+    CHECK_EXIT(run("tr2", "translate", "--model", path_of("full/latest.safetensors"), NULL), 0);
+    char *second = read_all(last_out);
+    CHECK(first && second && strcmp(first, second) == 0);
+    /* beam 1 is greedy; the model learnt the toy language */
+    CHECK_EXIT(run("tr_greedy", "translate", "--model", path_of("full/latest.safetensors"),
+                   "--beam", "1", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("dog");
+    free(first);
+    free(second);
+    /* the resumed run ends with the same weights: the same translations */
+    CHECK_EXIT(run("tr_half", "translate", "--model", path_of("half/latest.safetensors"), "--beam",
+                   "1", NULL),
+               0);
+    char *resumed = read_all(last_out);
+    CHECK_EXIT(run("tr_full", "translate", "--model", path_of("full/latest.safetensors"), "--beam",
+                   "1", NULL),
+               0);
+    char *full = read_all(last_out);
+    CHECK(resumed && full && strcmp(resumed, full) == 0);
+    free(resumed);
+    free(full);
+    /* attention: a JSON line a sentence, each weight row summing to 1 */
+    CHECK(count_lines(path_of("attention.jsonl")) == 3);
+    char *att = read_all(path_of("attention.jsonl"));
+    const char *rows = att ? strstr(att, "\"weights\": [[") : NULL;
+    if (!rows && att)
+        rows = strstr(att, "\"weights\":[[");
+    CHECK(rows != NULL);
+    if (rows) {
+        const char *p = strchr(rows, '[') + 2;
+        double sum = 0.0;
+        while (*p && *p != ']') {
+            char *end;
+            sum += strtod(p, &end);
+            p = *end == ',' ? end + 1 : end;
+        }
+        CHECK_NEAR(sum, 1.0, 1e-4);
+    }
+    free(att);
+
+    /* bad input on stdin: named by line, exit 1 */
+    write_text(input, "ich sehe\n\ndu\n");
+    CHECK_EXIT(run("tr_empty", "translate", "--model", path_of("full/latest.safetensors"), NULL),
+               1);
+    CHECK_STDERR_MENTIONS("line 2 is empty");
+    CHECK(count_lines(last_out) == 1); /* the first line was translated */
+    write_text(input, "ich \xff sehe\n");
+    CHECK_EXIT(run("tr_utf8", "translate", "--model", path_of("full/latest.safetensors"), NULL), 1);
+    CHECK_STDERR_MENTIONS("invalid UTF-8");
+    stdin_path = "/dev/null";
+
+    /* eval: text, --json, --output */
+    CHECK_EXIT(run("eval", "translate", "eval", "--model", path_of("full/best.safetensors"),
+                   "--data", data, "--beam", "3", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("BLEU");
+    CHECK_STDOUT_MENTIONS("chrF");
+    CHECK_EXIT(run("eval_json", "translate", "eval", "--model", path_of("full/best.safetensors"),
+                   "--data", data, "--split", "validation", "--json", "--output",
+                   path_of("hyps.txt"), NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("\"bleu\":");
+    CHECK_STDOUT_MENTIONS("\"chrf\":");
+    CHECK(count_lines(path_of("hyps.txt")) > 10);
+    char *json = read_all(last_out);
+    const char *b = json ? strstr(json, "\"bleu\": ") : NULL;
+    const double bleu = b ? atof(b + 8) : -1.0;
+    CHECK_MSG(bleu > 30.0, "validation BLEU %.2f of the toy language is not above 30", bleu);
+    free(json);
+
+    /* the model's columns must exist in the evaluated file */
+    char other[600];
+    snprintf(other, sizeof other, "%s", path_of("other.tsv"));
+    write_text(other, "fr\ten\nbonjour\thello\n");
+    CHECK_EXIT(run("eval_column", "translate", "eval", "--model", path_of("full/best.safetensors"),
+                   "--data", other, "--split", "all", NULL),
+               1);
+    CHECK_STDERR_MENTIONS("'de'");
+    CHECK_EXIT(run("eval_missing", "translate", "eval", "--model", path_of("nothing.safetensors"),
+                   "--data", data, NULL),
+               1);
+    CHECK_STDERR_MENTIONS("nothing.safetensors");
+    CHECK_EXIT(run("eval_not_model", "translate", "eval", "--model", data, "--data", data, NULL),
+               1);
+}
+
+static void test_bad_data(void)
+{
+    char data[600];
+    snprintf(data, sizeof data, "%s", path_of("bad.tsv"));
+    write_text(data, "de\ten\nhallo\thello\n\twelt\n");
+    CHECK_EXIT(run("train_empty_field", "translate", "train", "--data", data, "--out",
+                   path_of("bad1"), "--steps", "1", NULL),
+               1);
+    CHECK_STDERR_MENTIONS("bad.tsv:3");
+    write_text(data, "de\ten\nhallo\th\xc3\n");
+    CHECK_EXIT(run("train_utf8", "translate", "train", "--data", data, "--out", path_of("bad2"),
+                   "--steps", "1", NULL),
+               1);
+    CHECK_STDERR_MENTIONS("bad.tsv:2");
+    write_pairs(data, 50, 1);
+    CHECK_EXIT(run("train_column", "translate", "train", "--data", data, "--source", "fr",
+                   "--out", path_of("bad3"), "--steps", "1", NULL),
+               1);
+    CHECK_STDERR_MENTIONS("'fr'");
+    CHECK_EXIT(run("train_missing", "translate", "train", "--data", path_of("none.tsv"), "--out",
+                   path_of("bad4"), "--steps", "1", NULL),
+               1);
+    CHECK_STDERR_MENTIONS("none.tsv");
+}
+
+int main(int argc, char **argv)
+{
+    if (cli_begin(argc, argv, "translate_cli"))
+        return 1;
+    test_usage();
+    test_train_resume_translate();
+    test_bad_data();
+    cli_end("translate_cli");
+    CHECK_DONE();
+}
