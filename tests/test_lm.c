@@ -1,7 +1,9 @@
 /* test_lm.c - the language model's own pieces beyond the PyTorch fixtures
  * (tests/parity/lm.c): the gradient of recur_lm_train_step against central
- * differences with every dropout on (embedding, between layers, output),
- * evaluation ignoring dropout, the carried state, and config errors. */
+ * differences with every dropout on (embedding, between layers, output,
+ * DropConnect on W_hh), gradients accumulating over steps, the weights
+ * unchanged by a step, evaluation ignoring dropout, the carried state, and
+ * config errors. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@ static double chunk_loss(recur_lm *lm, const int32_t *tokens, uint64_t seed)
     return loss;
 }
 
-static void gradient_case(recur_cell cell, float p_embed, float p_layers, float p_out)
+static void gradient_case(recur_cell cell, float p_embed, float p_layers, float p_out,
+                          float p_weight)
 {
     recur_lm_config cfg = recur_lm_config_default();
     cfg.cell = cell;
@@ -35,6 +38,7 @@ static void gradient_case(recur_cell cell, float p_embed, float p_layers, float 
     cfg.dropout = p_layers;
     cfg.embedding_dropout = p_embed;
     cfg.output_dropout = p_out;
+    cfg.weight_dropout = p_weight;
     recur_lm *lm = NULL;
     CHECK_OK(recur_lm_create(&cfg, &lm));
     if (!lm)
@@ -48,6 +52,8 @@ static void gradient_case(recur_cell cell, float p_embed, float p_layers, float 
 
     const size_t n = recur_lm_size(lm);
     float *params = recur_lm_params(lm);
+    float *saved_params = malloc(n * sizeof(float));
+    memcpy(saved_params, params, n * sizeof(float));
     recur_lm_zero_grad(lm);
     double base = chunk_loss(lm, tokens, 99);
     CHECK(isfinite(base));
@@ -71,17 +77,33 @@ static void gradient_case(recur_cell cell, float p_embed, float p_layers, float 
             worst_at = i;
         }
     }
-    CHECK_MSG(worst / scale < 3e-3, "%s dropouts %g/%g/%g: gradient error %.3g (scale %.3g) "
-              "at parameter %zu", recur_cell_name(cell), (double)p_embed, (double)p_layers,
-              (double)p_out, worst, scale, worst_at);
+    CHECK_MSG(worst / scale < 3e-3, "%s dropouts %g/%g/%g/%g: gradient error %.3g (scale "
+              "%.3g) at parameter %zu", recur_cell_name(cell), (double)p_embed, (double)p_layers,
+              (double)p_out, (double)p_weight, worst, scale, worst_at);
+    /* the weights are back as they were after every step */
+    for (size_t i = 0; i < n; i++)
+        if (params[i] != saved_params[i]) {
+            CHECK_MSG(0, "parameter %zu changed by a training step", i);
+            break;
+        }
+    free(saved_params);
+
+    /* a step with the same masks onto the gradient of one step doubles it
+     * (the finite differences above accumulated into the gradients: reset) */
+    memcpy(recur_lm_grads(lm), analytic, n * sizeof(float));
+    CHECK(isfinite(chunk_loss(lm, tokens, 99)));
+    double accumulated = 0.0;
+    for (size_t i = 0; i < n; i++)
+        accumulated = fmax(accumulated, fabs(recur_lm_grads(lm)[i] - 2.0f * analytic[i]));
+    CHECK_MSG(accumulated <= 1e-5 * scale, "accumulated gradient off by %.3g", accumulated);
 
     /* the masks really drop something: another seed gives another loss */
-    if (p_embed > 0.0f || p_layers > 0.0f || p_out > 0.0f)
+    if (p_embed > 0.0f || p_layers > 0.0f || p_out > 0.0f || p_weight > 0.0f)
         CHECK(fabs(chunk_loss(lm, tokens, 100) - base) > 1e-6);
 
     /* evaluation uses no dropout: it equals training of a dropout-free copy */
     recur_lm_config plain = cfg;
-    plain.dropout = plain.embedding_dropout = plain.output_dropout = 0.0f;
+    plain.dropout = plain.embedding_dropout = plain.output_dropout = plain.weight_dropout = 0.0f;
     recur_lm *ref = NULL;
     CHECK_OK(recur_lm_create(&plain, &ref));
     if (ref) {
@@ -154,8 +176,10 @@ int main(void)
 {
     const recur_cell cells[] = {RECUR_CELL_LSTM, RECUR_CELL_GRU, RECUR_CELL_RNN_TANH};
     for (int k = 0; k < 3; k++) {
-        gradient_case(cells[k], 0.0f, 0.0f, 0.0f);
-        gradient_case(cells[k], 0.3f, 0.4f, 0.5f);
+        gradient_case(cells[k], 0.0f, 0.0f, 0.0f, 0.0f);
+        gradient_case(cells[k], 0.3f, 0.4f, 0.5f, 0.0f);
+        gradient_case(cells[k], 0.0f, 0.0f, 0.0f, 0.5f);
+        gradient_case(cells[k], 0.2f, 0.3f, 0.3f, 0.4f);
     }
     carried_state();
     config_errors();

@@ -22,6 +22,7 @@ typedef struct recur_lm_config {
     float dropout;      /* between recurrent layers, training only */
     float embedding_dropout; /* on the embedded tokens entering the stack, training only */
     float output_dropout;    /* on the stack's output entering the head, training only */
+    float weight_dropout;    /* DropConnect on every W_hh (one mask per chunk), training only */
 } recur_lm_config;
 
 /* lstm, V = 0 (must be set), E = 64, H = 256, L = 2, all dropouts 0. */

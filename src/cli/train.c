@@ -25,7 +25,7 @@
 typedef struct train_opts {
     const char *data, *cell;
     int hidden, layers, embed, seq_len, batch;
-    double dropout, embed_dropout, output_dropout, val_fraction;
+    double dropout, embed_dropout, output_dropout, weight_dropout, val_fraction;
     int64_t sample_every, sample_length;
     int byte_level;
 } train_opts;
@@ -244,6 +244,7 @@ static int make_model(const char *cmd, lm_run *r)
         cfg.dropout = (float)o->dropout;
         cfg.embedding_dropout = (float)o->embed_dropout;
         cfg.output_dropout = (float)o->output_dropout;
+        cfg.weight_dropout = (float)o->weight_dropout;
         if (recur_lm_create(&cfg, &r->lm))
             return cli_fail(cmd, "", "cannot create the model: %s", recur_last_error());
         recur_lm_init(r->lm, trainer_rng(r->t));
@@ -306,6 +307,8 @@ int cmd_train(int argc, char **argv)
          "characters entering the first layer", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"output-dropout", CLI_DOUBLE, &o.output_dropout, "P", "dropout on the last layer's "
          "output entering the head", 0, 0.99, NULL, NULL, FROZEN, 0},
+        {"weight-dropout", CLI_DOUBLE, &o.weight_dropout, "P", "DropConnect on the recurrent "
+         "weights W_hh, a new mask every chunk", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"byte-level", CLI_FLAG, &o.byte_level, NULL, "use the 256 byte values as the "
          "vocabulary instead of the text's characters", 0, 0, NULL, NULL, FROZEN, 0},
         {"seq-len", CLI_INT, &o.seq_len, "T", "steps of truncated backpropagation per chunk", 1,
@@ -395,11 +398,12 @@ int cmd_train(int argc, char **argv)
     const recur_lm_config *cfg = recur_lm_get_config(r.lm);
     if (dist_is_main()) {
         fprintf(stderr, "recur train: %s %s, %d layer%s of %d, embedding %d, %d %s, %zu "
-                "parameters; dropout %g (embedding %g, output %g)\n", r.resumed ? "resuming" : "model",
+                "parameters; dropout %g (embedding %g, output %g, weights %g)\n", r.resumed ? "resuming" : "model",
                 recur_cell_name(cfg->cell), cfg->num_layers, cfg->num_layers == 1 ? "" : "s",
                 cfg->hidden_size, cfg->embedding_size, cfg->vocab_size,
                 recur_vocab_get_kind(r.vocab) == RECUR_VOCAB_BYTES ? "bytes" : "characters",
-                recur_lm_size(r.lm), cfg->dropout, cfg->embedding_dropout, cfg->output_dropout);
+                recur_lm_size(r.lm), cfg->dropout, cfg->embedding_dropout, cfg->output_dropout,
+                cfg->weight_dropout);
         char ranks[64] = ""; /* MPI */
         if (dist_active())
             snprintf(ranks, sizeof ranks, " on each of %d ranks", dist_size());

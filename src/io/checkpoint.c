@@ -147,6 +147,7 @@ static json_t *model_json(const recur_lm_config *cfg, const recur_vocab *vocab)
         !put(obj, "dropout", float_real(cfg->dropout)) ||
         !put(obj, "embedding_dropout", float_real(cfg->embedding_dropout)) ||
         !put(obj, "output_dropout", float_real(cfg->output_dropout)) ||
+        !put(obj, "weight_dropout", float_real(cfg->weight_dropout)) ||
         !put(obj, "vocab_kind", json_string(recur_vocab_kind_name(recur_vocab_get_kind(vocab)))) ||
         !put(obj, "vocab", vocab_array)) {
         json_decref(obj);
@@ -567,7 +568,7 @@ static int read_model_config(const char *path, json_t *meta, recur_lm_config *cf
 {
     const reader r = {path, "recur"};
     int64_t format = 1, E = 0, H = 0, L = 0, V = 0;
-    double dropout = 0.0, embedding_dropout = 0.0, output_dropout = 0.0;
+    double dropout = 0.0, embedding_dropout = 0.0, output_dropout = 0.0, weight_dropout = 0.0;
     int bidirectional = 0;
     const char *cell_name = NULL, *kind_name = NULL;
     int status;
@@ -589,14 +590,16 @@ static int read_model_config(const char *path, json_t *meta, recur_lm_config *cf
         (status = get_number(&r, meta, "dropout", 0, 0.0, &dropout)) ||
         (status = get_number(&r, meta, "embedding_dropout", 0, 0.0, &embedding_dropout)) ||
         (status = get_number(&r, meta, "output_dropout", 0, 0.0, &output_dropout)) ||
+        (status = get_number(&r, meta, "weight_dropout", 0, 0.0, &weight_dropout)) ||
         (status = get_string(&r, meta, "vocab_kind", 0, "char", &kind_name)))
         return status;
     if (bidirectional)
         return fail(path, RECUR_E_UNSUPPORTED, "a bidirectional language model cannot predict "
                     "the next character; recur's language models are unidirectional");
-    const double rates[3] = {dropout, embedding_dropout, output_dropout};
-    const char *rate_names[3] = {"dropout", "embedding_dropout", "output_dropout"};
-    for (int i = 0; i < 3; i++)
+    const double rates[4] = {dropout, embedding_dropout, output_dropout, weight_dropout};
+    const char *rate_names[4] = {"dropout", "embedding_dropout", "output_dropout",
+                                 "weight_dropout"};
+    for (int i = 0; i < 4; i++)
         if (!(rates[i] >= 0.0 && rates[i] < 1.0))
             return fail(path, RECUR_E_FORMAT, "metadata 'recur': \"%s\" = %g is outside [0, 1)",
                         rate_names[i], rates[i]);
@@ -632,6 +635,7 @@ static int read_model_config(const char *path, json_t *meta, recur_lm_config *cf
     cfg->dropout = (float)dropout;
     cfg->embedding_dropout = (float)embedding_dropout;
     cfg->output_dropout = (float)output_dropout;
+    cfg->weight_dropout = (float)weight_dropout;
     return RECUR_OK;
 }
 

@@ -2,7 +2,8 @@
  * head -> softmax cross-entropy, with truncated BPTT over chunks and
  * streaming generation.
  *   e = E[tokens[0..T-1]]       [T*B, E]   (times a dropout mask in training)
- *   y, hn = rnn(e, h)           [T*B, H]   (times a dropout mask in training)
+ *   y, hn = rnn(e, h)           [T*B, H]   (times a dropout mask in training;
+ *                                          W_hh times a DropConnect mask, Wan et al. 2013)
  *   z = y W_head^T + b_head     [T*B, V]
  *   loss = mean_t,b -log softmax(z)[tokens[t+1]]
  * All parameters live in one flat array (state_dict order), so the
@@ -35,12 +36,15 @@ struct recur_lm {
     float *emask;   /* [rows, E] embedding dropout mask, or NULL */
     float *ymask;   /* [rows, H] output dropout mask, or NULL */
     int32_t *targets; /* [rows] */
+    /* weight dropout (DropConnect on every layer's W_hh), or NULL */
+    size_t hh_count;  /* floats in all W_hh together: L * G*H * H */
+    float *hh_mask, *hh_saved, *hh_grad_saved; /* [hh_count] */
     float *hn, *cn; /* [L, B, H] */
 };
 
 recur_lm_config recur_lm_config_default(void)
 {
-    return (recur_lm_config){RECUR_CELL_LSTM, 0, 64, 256, 2, 0.0f, 0.0f, 0.0f};
+    return (recur_lm_config){RECUR_CELL_LSTM, 0, 64, 256, 2, 0.0f, 0.0f, 0.0f, 0.0f};
 }
 
 static int check_config(const recur_lm_config *c)
@@ -54,10 +58,12 @@ static int check_config(const recur_lm_config *c)
         return recur__error(RECUR_E_INVALID, "lm config: embedding_size %d outside 1..65536",
                             c->embedding_size);
     if (!(c->embedding_dropout >= 0.0f && c->embedding_dropout < 1.0f) ||
-        !(c->output_dropout >= 0.0f && c->output_dropout < 1.0f))
-        return recur__error(RECUR_E_INVALID, "lm config: embedding_dropout %g and "
-                            "output_dropout %g must lie in [0, 1)", (double)c->embedding_dropout,
-                            (double)c->output_dropout);
+        !(c->output_dropout >= 0.0f && c->output_dropout < 1.0f) ||
+        !(c->weight_dropout >= 0.0f && c->weight_dropout < 1.0f))
+        return recur__error(RECUR_E_INVALID, "lm config: embedding_dropout %g, output_dropout %g "
+                            "and weight_dropout %g must lie in [0, 1)",
+                            (double)c->embedding_dropout, (double)c->output_dropout,
+                            (double)c->weight_dropout);
     return RECUR_OK;
 }
 
@@ -128,6 +134,16 @@ int recur_lm_create(const recur_lm_config *config, recur_lm **out)
     }
     lm->views[nr + 1] = (recur_param_view){"head.weight", 2, {(int64_t)V, (int64_t)H}, head, V * H};
     lm->views[nr + 2] = (recur_param_view){"head.bias", 1, {(int64_t)V, 0}, head + V * H, V};
+    if (config->weight_dropout > 0.0f) {
+        lm->hh_count = (size_t)config->num_layers * (size_t)recur_cell_gates(config->cell) * H * H;
+        lm->hh_mask = recur__calloc(lm->hh_count, sizeof(float));
+        lm->hh_saved = recur__calloc(lm->hh_count, sizeof(float));
+        lm->hh_grad_saved = recur__calloc(lm->hh_count, sizeof(float));
+        if (!lm->hh_mask || !lm->hh_saved || !lm->hh_grad_saved) {
+            recur_lm_free(lm);
+            return recur__error(RECUR_E_NOMEM, "out of memory: weight dropout masks");
+        }
+    }
     *out = lm;
     return RECUR_OK;
 }
@@ -159,6 +175,9 @@ void recur_lm_free(recur_lm *lm)
     recur__free(lm->views);
     recur__free(lm->params);
     recur__free(lm->grads);
+    recur__free(lm->hh_mask);
+    recur__free(lm->hh_saved);
+    recur__free(lm->hh_grad_saved);
     recur__free(lm);
 }
 
@@ -281,8 +300,65 @@ int recur_lm_evaluate(recur_lm *lm, const int32_t *tokens, int T, int B, float *
     return lm_forward(lm, RECUR_MODE_INFER, tokens, T, B, h, c, NULL, loss);
 }
 
+/* The W_hh of layer l inside the flat parameter (or gradient) array. */
+static float *hh_weights(recur_lm *lm, float *base, int l)
+{
+    char name[32];
+    snprintf(name, sizeof name, "rnn.weight_hh_l%d", l);
+    return base + recur_lm_tensor_find(lm, name)->offset;
+}
+
+/* Weight dropout, before the forward: draws the masks (one per element of
+ * every W_hh, shared by all steps and sequences of the chunk: Wan et al.
+ * 2013, as AWD-LSTM applies it), keeps the weights and their gradient so
+ * far, multiplies the weights by the masks and zeroes their gradient. */
+static void hh_drop(recur_lm *lm, recur_rng *rng)
+{
+    const size_t per_layer = lm->hh_count / (size_t)lm->config.num_layers;
+    for (int l = 0; l < lm->config.num_layers; l++) {
+        float *w = hh_weights(lm, lm->params, l), *g = hh_weights(lm, lm->grads, l);
+        const size_t at = (size_t)l * per_layer;
+        memcpy(lm->hh_saved + at, w, per_layer * sizeof(float));
+        memcpy(lm->hh_grad_saved + at, g, per_layer * sizeof(float));
+        memset(g, 0, per_layer * sizeof(float));
+        recur_dropout_forward(w, per_layer, lm->config.weight_dropout, rng, lm->hh_mask + at, w);
+    }
+}
+
+/* After the backward (or a failure): the weights back, and their gradient
+ * = the gradient so far + (gradient of the masked weights) * mask when
+ * `add` (else the gradient so far alone). */
+static void hh_restore(recur_lm *lm, bool add)
+{
+    const size_t per_layer = lm->hh_count / (size_t)lm->config.num_layers;
+    for (int l = 0; l < lm->config.num_layers; l++) {
+        float *w = hh_weights(lm, lm->params, l), *g = hh_weights(lm, lm->grads, l);
+        const size_t at = (size_t)l * per_layer;
+        memcpy(w, lm->hh_saved + at, per_layer * sizeof(float));
+        for (size_t i = 0; i < per_layer; i++)
+            g[i] = lm->hh_grad_saved[at + i] + (add ? g[i] * lm->hh_mask[at + i] : 0.0f);
+    }
+}
+
+static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *h, float *c,
+                      recur_rng *rng, double *loss);
+
 int recur_lm_train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *h, float *c,
                         recur_rng *rng, double *loss)
+{
+    if (!lm || lm->config.weight_dropout <= 0.0f)
+        return train_step(lm, tokens, T, B, h, c, rng, loss);
+    if (!rng)
+        return recur__error(RECUR_E_INVALID, "lm: dropout in training needs an rng");
+    hh_drop(lm, rng);
+    int status = train_step(lm, tokens, T, B, h, c, rng, loss);
+    hh_restore(lm, status == RECUR_OK);
+    return status;
+}
+
+/* One chunk's forward and backward with the weights as they are. */
+static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *h, float *c,
+                      recur_rng *rng, double *loss)
 {
     int status = lm_forward(lm, RECUR_MODE_TRAIN, tokens, T, B, h, c, rng, loss);
     if (status)
