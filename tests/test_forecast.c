@@ -3,8 +3,8 @@
  * malformed input named by line and column), filling gaps without reading
  * past a split, scaling learned on the training part only, the period from
  * the autocorrelation, metrics and baselines against hand-computed values,
- * rolling origins, the training walk's windows and boundaries (and exact
- * resume), the stream against a whole-sequence forward pass, checkpoint
+ * rolling origins, the training walk's windows and boundaries (exact
+ * resume; shards of it as column blocks of the whole walk), the stream against a whole-sequence forward pass, checkpoint
  * round trips and corrupt checkpoints, the online interval tracking, and a
  * short training on a synthetic seasonal series that beats seasonal naive. */
 #define _POSIX_C_SOURCE 200809L
@@ -452,6 +452,75 @@ static void test_walk(void)
     free(c);
     recur_forecast_walk_free(w);
     recur_forecast_walk_free(w2);
+
+    /* shards: N = 2 shards of 2 streams are column blocks of the walk of 4
+     * streams, chunk after chunk (across an epoch): their targets add up to
+     * the whole chunk's (recur_forecast_walk_chunk_targets), and their
+     * losses and gradients, weighed by their targets, to the whole's */
+    recur_forecast_walk *whole = NULL, *shard[2] = {NULL, NULL};
+    CHECK_OK(recur_forecast_walk_create(fc, y, NULL, NULL, FIT, 10, 4, 1, &whole));
+    CHECK_OK(recur_forecast_walk_create_shard(fc, y, NULL, NULL, FIT, 10, 4, 0, 2, 1, &shard[0]));
+    CHECK_OK(recur_forecast_walk_create_shard(fc, y, NULL, NULL, FIT, 10, 4, 2, 2, 1, &shard[1]));
+    CHECK_STATUS(recur_forecast_walk_create_shard(fc, y, NULL, NULL, FIT, 10, 4, 3, 2, 1, &w2),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_forecast_walk_create_shard(fc, y, NULL, NULL, FIT, 10, 4, -1, 2, 1, &w2),
+                 RECUR_E_INVALID);
+    if (whole && shard[0] && shard[1]) {
+        const int64_t chunks = recur_forecast_walk_chunks_per_epoch(whole);
+        CHECK(recur_forecast_walk_chunks_per_epoch(shard[0]) == chunks &&
+              recur_forecast_walk_chunks_per_epoch(shard[1]) == chunks);
+        const size_t P = recur_forecaster_size(fc);
+        const size_t state_whole = recur_forecast_walk_state_size(whole);
+        const size_t state_shard = recur_forecast_walk_state_size(shard[0]);
+        CHECK(state_whole == 2 * state_shard);
+        float *g_whole = malloc(P * sizeof *g_whole), *g_sum = calloc(P, sizeof *g_sum);
+        for (int64_t i = 0; g_whole && g_sum && i < 2 * chunks + 1; i++) {
+            const size_t all = recur_forecast_walk_chunk_targets(whole);
+            CHECK(recur_forecast_walk_chunk_targets(shard[0]) == all &&
+                  recur_forecast_walk_chunk_targets(shard[1]) == all);
+            double loss_whole = NAN, loss_sum = 0;
+            size_t t_whole = 0, t_sum = 0;
+            recur_forecaster_zero_grad(fc);
+            CHECK_OK(recur_forecast_walk_step(whole, &rng, &loss_whole, &t_whole));
+            CHECK(t_whole == all);
+            memcpy(g_whole, recur_forecaster_grads(fc), P * sizeof *g_whole);
+            memset(g_sum, 0, P * sizeof *g_sum);
+            for (int k = 0; k < 2; k++) {
+                double loss = NAN;
+                size_t t = 0;
+                recur_forecaster_zero_grad(fc);
+                CHECK_OK(recur_forecast_walk_step(shard[k], &rng, &loss, &t));
+                const double weight = all ? (double)t / (double)all : 0.0;
+                loss_sum += weight * loss;
+                t_sum += t;
+                const float *g = recur_forecaster_grads(fc);
+                for (size_t j = 0; j < P; j++)
+                    g_sum[j] += (float)weight * g[j];
+                /* the shard's carried state: its column block of the whole's */
+                const float *hs = recur_forecast_walk_state_h(shard[k]);
+                const float *hw = recur_forecast_walk_state_h(whole) + (size_t)k * state_shard;
+                double worst = 0;
+                for (size_t j = 0; j < state_shard; j++)
+                    worst = fmax(worst, fabs((double)hs[j] - (double)hw[j]));
+                CHECK_NEAR(worst, 0, 1e-6);
+            }
+            CHECK(t_sum == t_whole);
+            CHECK_NEAR(loss_sum, loss_whole, 1e-6 * fabs(loss_whole) + 1e-9);
+            double worst = 0;
+            for (size_t j = 0; j < P; j++)
+                worst = fmax(worst, fabs((double)g_sum[j] - (double)g_whole[j]));
+            CHECK_NEAR(worst, 0, 1e-5);
+        }
+        free(g_whole);
+        free(g_sum);
+        int64_t e0, c0, e1, c1;
+        recur_forecast_walk_get_pos(whole, &e0, &c0);
+        recur_forecast_walk_get_pos(shard[1], &e1, &c1);
+        CHECK(e0 == 2 && c0 == 1 && e1 == e0 && c1 == c0);
+    }
+    recur_forecast_walk_free(whole);
+    recur_forecast_walk_free(shard[0]);
+    recur_forecast_walk_free(shard[1]);
 
     /* evaluation: targets from `from` on only; horizon 3 and 10 target steps,
      * each reached from 3 origins */

@@ -6,6 +6,15 @@
  *   - parity: `mpirun -np 2 recur train --batch 4` gives the losses,
  *     validation losses, weights, optimizer moments and carried state of
  *     `recur train --batch 8` (within float rounding);
+ *   - the other training commands shard their batches the same way:
+ *     `mpirun -np 2 recur classify|speech|translate|forecast train --batch
+ *     B` gives the training and validation losses of one process with
+ *     --batch 2B, on small synthetic data (classify: the last batch of an
+ *     epoch leaves rank 1 nothing; speech, with --augment: rank 1 gets a
+ *     short share; translate and forecast: shares weighed by their target
+ *     tokens or values); a classify run with dropout (the ranks' dropout
+ *     streams stay in step) and a forecast run (the ranks' carried states)
+ *     resume under MPI bit for bit;
  *   - resume: 2 ranks for 4 steps + --resume to 8 == 2 ranks for 8 steps,
  *     bit for bit; resuming with another number of processes is refused;
  *   - agreement: --time, a NaN stop (exit 1, no abort) and a NaN skip end
@@ -237,6 +246,204 @@ static void test_parity(void)
     unload(&b);
 }
 
+/* The train_loss and val_loss rows of run a (one process, --batch 2B) and
+ * run b (2 ranks, --batch B): `rows` rows with the same steps, losses
+ * within `rel` relative, validation at the same steps and at the end. */
+static void check_same_losses(const char *a, const char *b, int rows, double rel)
+{
+    long steps_a[64], steps_b[64];
+    double train_a[64], train_b[64], val_a[64], val_b[64];
+    const int rows_a = read_losses(a, steps_a, train_a, val_a, 64);
+    const int rows_b = read_losses(b, steps_b, train_b, val_b, 64);
+    CHECK_MSG(rows_a == rows && rows_b == rows, "%s: %d metrics rows, %s: %d, expected %d", a,
+              rows_a, b, rows_b, rows);
+    int validated = 0;
+    for (int i = 0; i < rows_a && i < rows_b; i++) {
+        CHECK_MSG(steps_a[i] == steps_b[i], "%s row %d: step %ld vs %ld", b, i, steps_a[i],
+                  steps_b[i]);
+        CHECK_NEAR(train_b[i], train_a[i], rel * fabs(train_a[i]));
+        CHECK_MSG(isnan(val_a[i]) == isnan(val_b[i]), "%s row %d: val_loss %g vs %g", b, i,
+                  val_a[i], val_b[i]);
+        if (!isnan(val_a[i]) && !isnan(val_b[i])) {
+            CHECK_NEAR(val_b[i], val_a[i], rel * fabs(val_a[i]));
+            validated++;
+        }
+    }
+    CHECK_MSG(validated >= 2 && rows_a > 0 && !isnan(val_a[rows_a - 1]), "%s: %d validations, "
+              "none at the end", a, validated);
+}
+
+/* The train_loss rows of run a and of run b (the same run, resumed in the
+ * middle): `rows` rows, equal bit for bit. */
+static void check_resumed_losses(const char *a, const char *b, int rows)
+{
+    long steps_a[64], steps_b[64];
+    double train_a[64], train_b[64], val_a[64], val_b[64];
+    const int rows_a = read_losses(a, steps_a, train_a, val_a, 64);
+    const int rows_b = read_losses(b, steps_b, train_b, val_b, 64);
+    CHECK_MSG(rows_a == rows && rows_b == rows, "%s: %d metrics rows, %s: %d, expected %d", a,
+              rows_a, b, rows_b, rows);
+    for (int i = 0; i < rows_a && i < rows_b; i++)
+        CHECK_MSG(steps_a[i] == steps_b[i] && train_a[i] == train_b[i], "%s row %d: step %ld "
+                  "loss %.9g, resumed: step %ld loss %.9g", b, i, steps_a[i], train_a[i],
+                  steps_b[i], train_b[i]);
+}
+
+/* n labelled sentences (tab-separated label and text): fillers around one
+ * word that carries the label. */
+static void write_sentiment(const char *path, int n)
+{
+    static const char *const words[2][5] = {{"bad", "awful", "poor", "dull", "boring"},
+                                            {"good", "great", "fine", "lovely", "superb"}};
+    static const char *const filler[] = {"the", "film", "was", "plot", "a", "and", "acting",
+                                         "very"};
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "label\ttext\n");
+    recur_rng rng;
+    recur_rng_seed(&rng, 11);
+    for (int i = 0; i < n; i++) {
+        const int label = i % 2, len = 3 + (int)recur_rng_below(&rng, 8);
+        const int at = (int)recur_rng_below(&rng, (uint64_t)len);
+        fprintf(f, "%d\t", label);
+        for (int t = 0; t < len; t++)
+            fprintf(f, "%s%s", t ? " " : "",
+                    t == at ? words[label][recur_rng_below(&rng, 5)]
+                            : filler[recur_rng_below(&rng, 8)]);
+        fputc('\n', f);
+    }
+    fclose(f);
+}
+
+/* n sentence pairs (de, en) of a toy language: word for word, with a final
+ * " ." on the target side. */
+static void write_pairs(const char *path, int n)
+{
+    static const char *const de[] = {"ich", "du", "sehe", "habe", "den", "einen", "hund", "baum"};
+    static const char *const en[] = {"i", "you", "see", "have", "the", "a", "dog", "tree"};
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    fprintf(f, "de\ten\n");
+    recur_rng rng;
+    recur_rng_seed(&rng, 5);
+    for (int i = 0; i < n; i++) {
+        const int len = 2 + (int)recur_rng_below(&rng, 5);
+        int w[8];
+        for (int k = 0; k < len; k++)
+            w[k] = (int)recur_rng_below(&rng, 8);
+        for (int k = 0; k < len; k++)
+            fprintf(f, "%s%s", k ? " " : "", de[w[k]]);
+        fputc('\t', f);
+        for (int k = 0; k < len; k++)
+            fprintf(f, "%s%s", k ? " " : "", en[w[k]]);
+        fprintf(f, " .\n");
+    }
+    fclose(f);
+}
+
+/* A monthly series: trend, yearly season, noise. */
+static void write_series(const char *path, int n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 3);
+    fprintf(f, "month,sales\n");
+    for (int t = 0; t < n; t++)
+        fprintf(f, "%04d-%02d-01,%.3f\n", 2000 + t / 12, t % 12 + 1,
+                100 + 0.4 * t + 12 * sin(2 * 3.14159265358979 * t / 12.0) +
+                    1.5 * recur_rng_normal(&rng));
+    fclose(f);
+}
+
+/* Each training command's share of the batch: 2 ranks x batch B == 1
+ * process x batch 2B. */
+static void test_parity_commands(void)
+{
+    char sentences[600], pairs[600], series[600];
+    snprintf(sentences, sizeof sentences, "%s", path_of("sentences.tsv"));
+    snprintf(pairs, sizeof pairs, "%s", path_of("pairs.tsv"));
+    snprintf(series, sizeof series, "%s", path_of("series.csv"));
+    write_sentiment(sentences, 40);
+    write_pairs(pairs, 80);
+    write_series(series, 240);
+
+    /* classify: 36 training sequences (4 held out) in global batches of 8:
+     * 5 steps an epoch, the last of 4 sequences, all rank 0's */
+#define CLS "classify", "train", "--data", sentences, "--hidden", "12", "--embed", "8", \
+            "--dropout", "0", "--embed-dropout", "0", "--lr", "0.01", "--steps", "10",  \
+            "--val-every", "5", "--threads", "1", "--log-every", "1"
+    CHECK_EXIT(run_np("cls1", 0, ARGS(CLS, "--batch", "8", "--out", path_of("cls1"))), 0);
+    CHECK_EXIT(run_np("cls2", 2, ARGS(CLS, "--batch", "4", "--out", path_of("cls2"))), 0);
+    CHECK_STDERR_MENTIONS("batch 4 on each of 2 ranks, 5 steps per epoch");
+    CHECK_MSG(!contains(last_err, "same batches"), "%s: classify does not shard", last_err);
+    check_same_losses("cls1", "cls2", 10, 1e-5);
+
+    /* speech, isolated digits redrawn with --augment: 4 training
+     * recordings in one global batch of 6: rank 0 takes 3, rank 1 one */
+#define SPEECH "speech", "train", "--data", RECUR_SOURCE_DIR "/data/fsdd", "--hidden", "12", \
+               "--layers", "1", "--mels", "20", "--test-takes", "none", "--val-fraction",    \
+               "0.34", "--augment", "--lr", "0.01", "--steps", "4", "--val-every", "2",      \
+               "--threads", "1", "--log-every", "1"
+    CHECK_EXIT(run_np("sp1", 0, ARGS(SPEECH, "--batch", "6", "--out", path_of("sp1"))), 0);
+    CHECK_EXIT(run_np("sp2", 2, ARGS(SPEECH, "--batch", "3", "--out", path_of("sp2"))), 0);
+    CHECK_STDERR_MENTIONS("4 training + 2 validation recordings");
+    CHECK_MSG(!contains(last_err, "same batches"), "%s: speech does not shard", last_err);
+    check_same_losses("sp1", "sp2", 4, 1e-5);
+
+    /* translate: a mean over target tokens, so the shares weigh by theirs */
+#define TRANSLATE "translate", "train", "--data", pairs, "--vocab", "280", "--embed", "16",  \
+                  "--hidden", "16", "--dropout", "0", "--embed-dropout", "0", "--lr", "0.01", \
+                  "--steps", "10", "--val-every", "5", "--val-sentences", "4", "--threads",   \
+                  "1", "--log-every", "1"
+    CHECK_EXIT(run_np("tr1", 0, ARGS(TRANSLATE, "--batch", "8", "--out", path_of("tr1"))), 0);
+    CHECK_EXIT(run_np("tr2", 2, ARGS(TRANSLATE, "--batch", "4", "--out", path_of("tr2"))), 0);
+    CHECK_STDERR_MENTIONS("steps of 4 on each of 2 ranks an epoch");
+    CHECK_MSG(!contains(last_err, "same batches"), "%s: translate does not shard", last_err);
+    check_same_losses("tr1", "tr2", 10, 1e-5);
+
+    /* forecast: the walk's streams, each chunk's loss a mean over its targets */
+#define FORECAST "forecast", "train", "--data", series, "--target", "sales", "--time", "month", \
+                 "--hidden", "8", "--lookback", "12", "--val-every", "3", "--threads", "1",   \
+                 "--log-every", "1"
+    CHECK_EXIT(run_np("fc1", 0, ARGS(FORECAST, "--batch", "4", "--steps", "6", "--out",
+                                     path_of("fc1"))), 0);
+    CHECK_EXIT(run_np("fc2", 2, ARGS(FORECAST, "--batch", "2", "--steps", "6", "--out",
+                                     path_of("fc2"))), 0);
+    CHECK_STDERR_MENTIONS("batch 2 on each rank");
+    CHECK_MSG(!contains(last_err, "same batches"), "%s: forecast does not shard", last_err);
+    check_same_losses("fc1", "fc2", 6, 1e-5);
+    /* and resumes within an epoch (3 chunks), from every rank's carried state */
+    CHECK_EXIT(run_np("fc_half", 2, ARGS(FORECAST, "--batch", "2", "--steps", "2", "--out",
+                                         path_of("fc_half"))), 0);
+    CHECK_EXIT(run_np("fc_resume", 2, ARGS("forecast", "train", "--resume", "--steps", "6",
+                                           "--threads", "1", "--out", path_of("fc_half"))), 0);
+    CHECK_STDERR_MENTIONS("continuing at step 2");
+    check_resumed_losses("fc2", "fc_half", 6);
+
+    /* resume of a sharded run with dropout: the same rows bit for bit */
+#define CLS_DROP "classify", "train", "--data", sentences, "--hidden", "12", "--embed", "8", \
+                 "--dropout", "0.3", "--embed-dropout", "0.3", "--batch", "4", "--val-every", \
+                 "5", "--threads", "1", "--log-every", "1"
+    CHECK_EXIT(run_np("cls_full", 2, ARGS(CLS_DROP, "--steps", "8", "--out",
+                                          path_of("cls_full"))), 0);
+    CHECK_EXIT(run_np("cls_half", 2, ARGS(CLS_DROP, "--steps", "3", "--out",
+                                          path_of("cls_half"))), 0);
+    CHECK_EXIT(run_np("cls_resume", 2, ARGS("classify", "train", "--data", sentences, "--resume",
+                                            "--steps", "8", "--threads", "1", "--out",
+                                            path_of("cls_half"))), 0);
+    CHECK_STDERR_MENTIONS("continuing at step 3");
+    check_resumed_losses("cls_full", "cls_half", 8);
+#undef CLS
+#undef SPEECH
+#undef TRANSLATE
+#undef CLS_DROP
+#undef FORECAST
+}
+
 /* Resume under MPI is exact; another process count is refused. */
 static void test_resume(void)
 {
@@ -424,6 +631,7 @@ int main(int argc, char **argv)
         CHECK(run_np("help", 0, ARGS("train", "--help")) == 0 &&
               contains(last_out, "--mpi-timeout"));
         test_parity();
+        test_parity_commands();
         test_resume();
         test_agreement();
         test_killed_rank();

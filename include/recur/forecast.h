@@ -303,6 +303,18 @@ RECUR_API int recur_forecast_walk_create(recur_forecaster *fc, const double *y,
                                          const double *cov, const unsigned char *observed,
                                          size_t n, int T, int B, uint64_t seed,
                                          recur_forecast_walk **out);
+/* A shard of the walk of total_batch streams, for data-parallel training:
+ * the streams first .. first+B-1 of that layout (its segments, chunks per
+ * epoch and epoch shifts), with a carried state [L, B, H] of its own.
+ * Chunk k of shard r of N shards of B streams is then column block r of
+ * chunk k of the walk of N*B streams, and positions transfer between
+ * shards. recur_forecast_walk_create is the shard first = 0, B =
+ * total_batch. RECUR_E_INVALID unless 0 <= first, B >= 1 and first + B <=
+ * total_batch. */
+RECUR_API int recur_forecast_walk_create_shard(recur_forecaster *fc, const double *y,
+                                               const double *cov, const unsigned char *observed,
+                                               size_t n, int T, int total_batch, int first, int B,
+                                               uint64_t seed, recur_forecast_walk **out);
 RECUR_API void recur_forecast_walk_free(recur_forecast_walk *walk);
 RECUR_API int64_t recur_forecast_walk_chunks_per_epoch(const recur_forecast_walk *walk);
 /* Position (epoch, chunk) and the carried state [L, B, H] (h, and c for an
@@ -321,6 +333,10 @@ RECUR_API float *recur_forecast_walk_state_c(recur_forecast_walk *walk); /* NULL
  * gradient). RECUR_E_NUMERIC when the loss is not finite. */
 RECUR_API int recur_forecast_walk_step(recur_forecast_walk *walk, recur_rng *rng,
                                        double *loss, size_t *targets);
+/* The target values of the next chunk over all total_batch streams of the
+ * layout (every shard's; the walk's own for a walk that is not a shard):
+ * the count that the whole batch's mean loss divides by. */
+RECUR_API size_t recur_forecast_walk_chunk_targets(const recur_forecast_walk *walk);
 
 /* The mean loss of the forecasts made at the origins t in
  * [from - 1, n - 2] of y [n] (no NaN), i.e. of targets from step `from`

@@ -19,7 +19,12 @@
  * sequences (an RNG seeded from --seed and the epoch, so that a resumed
  * run walks the same batches), sorts windows of 50 batches by length, cuts
  * them into batches and shuffles the batch order. The data position saved
- * in checkpoints is (epoch, batch within the epoch). docs/classify.md. */
+ * in checkpoints is (epoch, batch within the epoch). docs/classify.md.
+ *
+ * MPI (docs/mpi.md): with N ranks and --batch B, the epochs are planned
+ * for the global batch of N*B sequences (exactly as one process with
+ * --batch N*B plans them) and rank r trains on sequences [r*B, (r+1)*B) of
+ * each global batch (see dist_share in dist.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "trainer.h"
 
 #define SAVED CLI_SAVED
@@ -311,6 +317,7 @@ typedef struct run {
     const size_t *train, *val;
     size_t n_train, n_val;
     int64_t epoch, batch_index, plan_epoch;
+    size_t global_batch;/* MPI: --batch x ranks (--batch for one process) */
     size_t *plan;       /* [n_train] sequences of this epoch in batch order */
     size_t *batch_start;/* [spe + 1] */
     int64_t spe;
@@ -331,7 +338,7 @@ static int shorter_first(const void *a, const void *b)
 /* The batches of epoch e (see the file comment). */
 static int plan_epoch(run *r, int64_t e)
 {
-    const size_t n = r->n_train, B = (size_t)r->o->batch;
+    const size_t n = r->n_train, B = r->global_batch;
     recur_rng rng;
     recur_rng_seed(&rng, (uint64_t)r->to->seed * 0x9e3779b97f4a7c15ull + (uint64_t)e + 1);
     by_len *items = r->items;
@@ -380,9 +387,21 @@ static int task_step(void *ctx, recur_rng *rng, double *loss, double *items)
     }
     const size_t start = r->batch_start[r->batch_index], end = r->batch_start[r->batch_index + 1];
     r->batch_index++;
-    *items = (double)(end - start);
+    size_t lo, hi;
+    dist_share(end - start, (size_t)r->o->batch, &lo, &hi);
+    recur_rng own;
+    rng = dist_share_rng(rng, &own);
     recur_classifier_zero_grad(r->m);
-    return recur_classifier_train_step(r->m, r->set, r->plan + start, end - start, rng, loss);
+    *items = (double)(hi - lo);
+    *loss = 0.0;
+    if (hi == lo)
+        return RECUR_OK; /* MPI: nothing of this batch is ours: no gradient, no loss */
+    int status = recur_classifier_train_step(r->m, r->set, r->plan + start + lo, hi - lo, rng,
+                                             loss);
+    if (!status)
+        dist_weigh_share(recur_classifier_grads(r->m), recur_classifier_size(r->m), loss, hi - lo,
+                    end - start);
+    return status;
 }
 
 static double task_epoch(void *ctx)
@@ -607,8 +626,9 @@ static int new_model(const char *cmd, const cls_opts *o, const corpus *c, run *r
         int copied = 0;
         if (recur_classifier_load_lm(r->m, lm, lm_rows, &copied))
             return cli_fail(cmd, "", "--pretrained: %s", recur_last_error());
-        fprintf(stderr, "recur %s: initialised the embedding and %d recurrent tensors from "
-                "%s\n", cmd, copied, o->pretrained);
+        if (dist_is_main())
+            fprintf(stderr, "recur %s: initialised the embedding and %d recurrent tensors "
+                    "from %s\n", cmd, copied, o->pretrained);
     }
     return CLI_OK;
 }
@@ -723,7 +743,9 @@ static int run_training(const char *cmd, cli_option *options, cls_opts *o, train
         goto done;
     }
     const int K = recur_classifier_get_config(r->m)->num_classes;
-    r->spe = (int64_t)((r->n_train + (size_t)o->batch - 1) / (size_t)o->batch);
+    /* MPI: the epochs of the global batch (--batch on each of the ranks) */
+    r->global_batch = (size_t)o->batch * (size_t)dist_size();
+    r->spe = (int64_t)((r->n_train + r->global_batch - 1) / r->global_batch);
     if (r->batch_index > r->spe) {
         rc = cli_fail(cmd, "", "cannot resume: batch %" PRId64 " of an epoch of %" PRId64,
                       r->batch_index, r->spe);
@@ -753,21 +775,27 @@ static int run_training(const char *cmd, cli_option *options, cls_opts *o, train
         .metric_name = "acc",
         .next_hint = strict_resume ? "Predict with: recur classify predict --model %s --data FILE"
                                    : NULL,
+        .shards_data = 1,
     };
     if ((rc = trainer_start(r->t, &task)))
         goto done;
-    const recur_classifier_config *mc = recur_classifier_get_config(r->m);
-    fprintf(stderr, "recur %s: %s%s%s %s%s, %d layer%s of %d, pool %s, %s %d, %d classes, %zu "
-            "parameters; dropout %g\n", cmd, what ? what : "", what ? ": " : "",
-            r->resumed ? "resuming" : "model", mc->bidirectional ? "bidirectional " : "",
-            recur_cell_name(mc->cell), mc->num_layers, mc->num_layers == 1 ? "" : "s",
-            mc->hidden_size, recur_pool_name(mc->pool),
-            c->is_ts ? "features" : "vocabulary", c->is_ts ? mc->feature_size : mc->vocab_size,
-            K, recur_classifier_size(r->m), mc->dropout);
-    fprintf(stderr, "recur %s: data: %zu training + %zu validation sequences; batch %d, %" PRId64
-            " steps per epoch; %s lr %g, clip %g; %d thread%s\n", cmd, r->n_train, r->n_val,
-            o->batch, r->spe, to->optimizer, to->lr, to->clip, recur_get_threads(),
-            recur_get_threads() == 1 ? "" : "s");
+    if (dist_is_main()) {
+        const recur_classifier_config *mc = recur_classifier_get_config(r->m);
+        char ranks[64] = ""; /* MPI */
+        if (dist_active())
+            snprintf(ranks, sizeof ranks, " on each of %d ranks", dist_size());
+        fprintf(stderr, "recur %s: %s%s%s %s%s, %d layer%s of %d, pool %s, %s %d, %d classes, "
+                "%zu parameters; dropout %g\n", cmd, what ? what : "", what ? ": " : "",
+                r->resumed ? "resuming" : "model", mc->bidirectional ? "bidirectional " : "",
+                recur_cell_name(mc->cell), mc->num_layers, mc->num_layers == 1 ? "" : "s",
+                mc->hidden_size, recur_pool_name(mc->pool), c->is_ts ? "features" : "vocabulary",
+                c->is_ts ? mc->feature_size : mc->vocab_size, K, recur_classifier_size(r->m),
+                mc->dropout);
+        fprintf(stderr, "recur %s: data: %zu training + %zu validation sequences; batch %d%s, %"
+                PRId64 " steps per epoch; %s lr %g, clip %g; %d thread%s\n", cmd, r->n_train,
+                r->n_val, o->batch, ranks, r->spe, to->optimizer, to->lr, to->clip,
+                recur_get_threads(), recur_get_threads() == 1 ? "" : "s");
+    }
     rc = trainer_run(r->t);
 done:
     recur_lm_free(lm);

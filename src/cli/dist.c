@@ -506,3 +506,31 @@ int dist_step_end(const char *cmd, float *grads, size_t n, int *status, double *
     }
     return DIST_OK;
 }
+
+/* ---- sharding helpers (both builds) --------------------------------------- */
+
+void dist_share(size_t n, size_t B, size_t *lo, size_t *hi)
+{
+    const size_t first = (size_t)dist_rank() * B;
+    *lo = first < n ? first : n;
+    *hi = n - *lo < B ? n : *lo + B;
+}
+
+void dist_weigh_share(float *grads, size_t count, double *loss, size_t mine, size_t all)
+{
+    if (!dist_active() || all == 0)
+        return;
+    const double w = (double)mine * (double)dist_size() / (double)all;
+    for (size_t i = 0; i < count; i++)
+        grads[i] *= (float)w;
+    *loss *= w;
+}
+
+recur_rng *dist_share_rng(recur_rng *shared, recur_rng *own)
+{
+    if (!dist_active())
+        return shared;
+    recur_rng_seed(own, recur_rng_next(shared) ^
+                            (uint64_t)(dist_rank() + 1) * 0x9e3779b97f4a7c15ull);
+    return own;
+}

@@ -110,6 +110,24 @@ int dist_gather_layers(const float *mine, size_t layers, size_t per_layer, float
 /* The inverse, without communication: this rank's block of `all`. */
 void dist_slice_layers(const float *all, size_t layers, size_t per_layer, float *mine);
 
+/* Sharding a command's batches (docs/mpi.md): with --batch B a step takes
+ * the global batch of N*B items a one-process run with --batch N*B takes.
+ * dist_share: this rank's share [*lo, *hi) of a global batch of n items:
+ * [rank*B, (rank+1)*B) clamped to n, so the last, short batch of an epoch
+ * can leave a rank none (one process: [0, n)).
+ * dist_weigh_share: the trainer averages the ranks' gradients and losses
+ * with equal weights (sum / N), so a rank whose mean covers `mine` of the
+ * global batch's `all` items (or tokens) weighs it by mine * N / all; the
+ * average is then the global batch's mean. No-op for one process.
+ * dist_share_rng: the random stream for this rank's share: every rank takes
+ * one draw of the shared stream (which stays the same on every rank and is
+ * what checkpoints save) and seeds `own` from it and its rank, so shares of
+ * different shapes never make the ranks' streams drift apart. One process
+ * gets the shared stream itself. */
+void dist_share(size_t n, size_t B, size_t *lo, size_t *hi);
+void dist_weigh_share(float *grads, size_t count, double *loss, size_t mine, size_t all);
+recur_rng *dist_share_rng(recur_rng *shared, recur_rng *own);
+
 /* Seconds spent in communication (including waits for slower ranks) and
  * the number of dist_step_end calls, since dist_init. */
 double dist_comm_seconds(void);

@@ -14,7 +14,12 @@
  * Scaling statistics come from the training part only; the weights are
  * fitted on the steps before the validation tail. Missing values of the
  * training part are interpolated linearly; after it, the last observation
- * is carried forward (interpolation would read the future). */
+ * is carried forward (interpolation would read the future).
+ *
+ * MPI (docs/mpi.md): with N ranks and --batch B, the walk is laid out for
+ * N*B streams, exactly as one process with --batch N*B lays it out, and
+ * rank r walks streams r*B .. (r+1)*B-1 (recur_forecast_walk_create_shard);
+ * checkpoints hold the carried state of all N*B streams. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <inttypes.h>
@@ -24,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dist.h"
 #include "forecast_cli.h"
 #include "recur/forecast.h"
 #include "trainer.h"
@@ -235,8 +241,9 @@ typedef struct fc_run {
     recur_forecaster *fc;
     recur_forecast_walk *walk;
     recur_train_state *resumed;
-    float *resumed_h, *resumed_c;
+    float *resumed_h, *resumed_c; /* [L, N*B, H] */
     size_t resumed_state;
+    float *h_all, *c_all;         /* MPI: [L, N*B, H] every rank's walk state, gathered to save */
     uint64_t data_hash;
     double seconds;
     char model_path[4400]; /* the checkpoint the trained model was read from */
@@ -255,6 +262,8 @@ static void run_free(fc_run *r)
     free(r->observed);
     free(r->resumed_h);
     free(r->resumed_c);
+    free(r->h_all);
+    free(r->c_all);
 }
 
 static uint64_t data_hash(const fc_run *r)
@@ -349,15 +358,18 @@ static int load_data(fc_run *r)
     if ((size_t)r->lookback >= r->n_fit)
         return cli_fail(cmd, "Lower --lookback.", "--lookback %d needs more than %zu fitted "
                         "steps", r->lookback, r->n_fit);
+    /* MPI: --batch streams on each rank; the automatic one shares its streams out */
+    const size_t ranks = (size_t)dist_size();
     if (o->batch > 0) {
         r->batch = o->batch;
     } else {
-        size_t b = r->n_fit / (4 * (size_t)r->lookback);
+        size_t b = r->n_fit / (4 * (size_t)r->lookback) / ranks;
         r->batch = b < 1 ? 1 : b > 32 ? 32 : (int)b;
     }
-    if (r->n_fit / (size_t)r->batch < (size_t)r->lookback + 1)
+    if (r->n_fit / ((size_t)r->batch * ranks) < (size_t)r->lookback + 1)
         return cli_fail(cmd, "Lower --batch or --lookback.", "%zu fitted steps are too few for "
-                        "%d streams of %d steps", r->n_fit, r->batch, r->lookback);
+                        "%zu streams of %d steps", r->n_fit, (size_t)r->batch * ranks,
+                        r->lookback);
     return CLI_OK;
 }
 
@@ -400,13 +412,20 @@ static int check_resumed_model(fc_run *r)
 
 /* ---- trainer callbacks ---------------------------------------------------------------- */
 
+/* trainer_task.step: the gradient of the next chunk's mean loss (MPI: of
+ * this rank's streams, weighed by their share of the chunk's targets so
+ * that the trainer's average over the ranks is the whole chunk's mean). */
 static int task_step(void *ctx, recur_rng *rng, double *loss, double *items)
 {
     fc_run *r = ctx;
     recur_forecaster_zero_grad(r->fc);
+    const size_t all = recur_forecast_walk_chunk_targets(r->walk);
     size_t targets = 0;
     int status = recur_forecast_walk_step(r->walk, rng, loss, &targets);
     *items = (double)r->lookback * (double)r->batch;
+    if (status == RECUR_OK)
+        dist_weigh_share(recur_forecaster_grads(r->fc), recur_forecaster_size(r->fc), loss, targets,
+                         all);
     return status;
 }
 
@@ -459,24 +478,40 @@ static int task_save(void *ctx, const char *path, recur_train_state *ts)
     ts->data_position[0] = epoch;
     ts->data_position[1] = chunk;
     const recur_forecast_config *c = recur_forecaster_get_config(r->fc);
-    const int64_t shape[3] = {c->num_layers, r->batch, c->hidden_size};
+    /* MPI: the state of all N*B streams, gathered by task_gather */
+    const int64_t shape[3] = {c->num_layers, (int64_t)r->batch * dist_size(), c->hidden_size};
+    const float *h = dist_active() ? r->h_all : recur_forecast_walk_state_h(r->walk);
+    const float *cs = dist_active() ? r->c_all : recur_forecast_walk_state_c(r->walk);
     recur_forecast_info info = run_info(r);
     recur_st_writer *w = NULL;
     status = recur_st_writer_create(&w);
     if (!status)
         status = recur_forecaster_write(r->fc, &info, w);
     if (!status)
-        status = recur_st_writer_add(w, "walk.h", RECUR_DTYPE_F32, 3, shape,
-                                     recur_forecast_walk_state_h(r->walk));
+        status = recur_st_writer_add(w, "walk.h", RECUR_DTYPE_F32, 3, shape, h);
     if (!status && recur_forecast_walk_state_c(r->walk))
-        status = recur_st_writer_add(w, "walk.c", RECUR_DTYPE_F32, 3, shape,
-                                     recur_forecast_walk_state_c(r->walk));
+        status = recur_st_writer_add(w, "walk.c", RECUR_DTYPE_F32, 3, shape, cs);
     if (!status)
         status = recur_train_state_write(w, ts, recur_forecaster_size(r->fc));
     if (!status)
         status = recur_st_writer_save(w, path);
     recur_st_writer_free(w);
     return status;
+}
+
+/* MPI: trainer_task.gather_state: rank r's [L, B, H] streams are streams
+ * r*B .. (r+1)*B-1 of the saved [L, N*B, H] state. */
+static int task_gather(void *ctx)
+{
+    fc_run *r = ctx;
+    const size_t L = (size_t)recur_forecaster_get_config(r->fc)->num_layers;
+    const size_t per_layer = recur_forecast_walk_state_size(r->walk) / L;
+    if (dist_gather_layers(recur_forecast_walk_state_h(r->walk), L, per_layer, r->h_all))
+        return DIST_LOST;
+    return r->c_all && dist_gather_layers(recur_forecast_walk_state_c(r->walk), L, per_layer,
+                                          r->c_all)
+               ? DIST_LOST
+               : 0;
 }
 
 /* Reads the run's latest checkpoint: the model, the training state and the
@@ -515,6 +550,32 @@ static int load_resumed(fc_run *r, const char *path)
     }
     recur_st_free(st);
     return CLI_OK;
+}
+
+/* The lines that open a training run (stderr). */
+static void print_run_summary(const fc_run *r)
+{
+    const char *cmd = r->cmd;
+    const fc_opts *o = r->o;
+    const trainer_options *to = r->to;
+    const recur_forecast_config *c = recur_forecaster_get_config(r->fc);
+    char first[64], last[64];
+    const double *times = recur_series_times(r->series);
+    recur_series_format_time(r->series, times ? times[0] : 0, first, sizeof first);
+    recur_series_format_time(r->series, times ? times[r->n - 1] : (double)(r->n - 1), last,
+                             sizeof last);
+    fprintf(stderr, "recur %s: data %s, target %s: %zu steps (%s .. %s), %zu missing; "
+            "training %zu (fit %zu + validation %zu), test %zu\n", cmd, o->data, o->target,
+            r->n, first, last, recur_series_missing(r->series), r->n_train, r->n_fit,
+            r->n_train - r->n_fit, r->n - r->n_train);
+    fprintf(stderr, "recur %s: %s model %s, %d layer%s of %d, %s loss, %s; period %d (%s), "
+            "horizon %d, lookback %d, batch %d%s; %zu parameters; %s lr %g, weight decay %g, "
+            "clip %g\n", cmd, r->resumed ? "resuming" : "new", recur_cell_name(c->cell),
+            c->num_layers, c->num_layers == 1 ? "" : "s", c->hidden_size,
+            recur_forecast_loss_name(c->loss), recur_forecast_mode_name(c->mode), r->period,
+            r->period_note, r->horizon, r->lookback, r->batch,
+            dist_active() ? " on each rank" : "", recur_forecaster_size(r->fc), to->optimizer,
+            to->lr, trainer_optim_config(r->t)->weight_decay, to->clip);
 }
 
 /* Trains in the run folder (fresh or resumed) and leaves the trained model
@@ -556,19 +617,31 @@ static int run_training(fc_run *r, cli_option *options, int argc, char **argv,
     } else if ((rc = new_model(r))) {
         return rc;
     }
-    if (recur_forecast_walk_create(r->fc, r->filled, r->cov_filled, r->observed, r->n_fit,
-                                   r->lookback, r->batch, (uint64_t)to->seed, &r->walk))
+    /* MPI: rank r walks streams r*B .. (r+1)*B-1 of the N*B streams */
+    const int ranks = dist_size();
+    if (recur_forecast_walk_create_shard(r->fc, r->filled, r->cov_filled, r->observed, r->n_fit,
+                                         r->lookback, r->batch * ranks, r->batch * dist_rank(),
+                                         r->batch, (uint64_t)to->seed, &r->walk))
         return cli_fail(cmd, "", "%s", recur_last_error());
+    const size_t size = recur_forecast_walk_state_size(r->walk);
+    const size_t L = (size_t)recur_forecaster_get_config(r->fc)->num_layers;
+    const int lstm = recur_forecast_walk_state_c(r->walk) != NULL;
+    if (dist_active()) {
+        r->h_all = calloc(size * (size_t)ranks, sizeof *r->h_all);
+        r->c_all = lstm ? calloc(size * (size_t)ranks, sizeof *r->c_all) : NULL;
+        if (!r->h_all || (lstm && !r->c_all))
+            return cli_fail(cmd, "", "out of memory");
+    }
     if (r->resumed) {
         const recur_train_state *ts = r->resumed;
-        const size_t size = recur_forecast_walk_state_size(r->walk);
-        if (ts->data_position_count != 2 || r->resumed_state != size ||
+        if (ts->data_position_count != 2 || r->resumed_state != size * (size_t)ranks ||
             recur_forecast_walk_set_pos(r->walk, ts->data_position[0], ts->data_position[1]))
             return cli_fail(cmd, "", "cannot resume: %s has a walk position or state that does "
                             "not fit these options", latest);
-        memcpy(recur_forecast_walk_state_h(r->walk), r->resumed_h, size * sizeof(float));
-        if (recur_forecast_walk_state_c(r->walk))
-            memcpy(recur_forecast_walk_state_c(r->walk), r->resumed_c, size * sizeof(float));
+        /* MPI: this rank resumes its own streams */
+        dist_slice_layers(r->resumed_h, L, size / L, recur_forecast_walk_state_h(r->walk));
+        if (lstm)
+            dist_slice_layers(r->resumed_c, L, size / L, recur_forecast_walk_state_c(r->walk));
     }
     trainer_task task = {
         .ctx = r,
@@ -587,31 +660,18 @@ static int run_training(fc_run *r, cli_option *options, int argc, char **argv,
         .next_hint = strcmp(prefix, "forecast") == 0
                          ? "Forecast with: recur forecast predict --model %s --data FILE"
                          : NULL,
+        .shards_data = 1,
+        .gather_state = task_gather,
     };
     if ((rc = trainer_start(r->t, &task)))
         return rc;
-    const recur_forecast_config *c = recur_forecaster_get_config(r->fc);
-    char first[64], last[64];
-    const double *times = recur_series_times(r->series);
-    recur_series_format_time(r->series, times ? times[0] : 0, first, sizeof first);
-    recur_series_format_time(r->series, times ? times[r->n - 1] : (double)(r->n - 1), last,
-                             sizeof last);
-    fprintf(stderr, "recur %s: data %s, target %s: %zu steps (%s .. %s), %zu missing; "
-            "training %zu (fit %zu + validation %zu), test %zu\n", cmd, o->data, o->target,
-            r->n, first, last, recur_series_missing(r->series), r->n_train, r->n_fit,
-            r->n_train - r->n_fit, r->n - r->n_train);
-    fprintf(stderr, "recur %s: %s model %s, %d layer%s of %d, %s loss, %s; period %d (%s), "
-            "horizon %d, lookback %d, batch %d; %zu parameters; %s lr %g, weight decay %g, "
-            "clip %g\n", cmd, r->resumed ? "resuming" : "new", recur_cell_name(c->cell),
-            c->num_layers, c->num_layers == 1 ? "" : "s", c->hidden_size,
-            recur_forecast_loss_name(c->loss), recur_forecast_mode_name(c->mode), r->period,
-            r->period_note, r->horizon, r->lookback, r->batch, recur_forecaster_size(r->fc),
-            to->optimizer, to->lr, trainer_optim_config(r->t)->weight_decay, to->clip);
+    if (dist_is_main())
+        print_run_summary(r);
     const double t0 = cli_now();
     rc = trainer_run(r->t);
     r->seconds = cli_now() - t0;
-    if (rc)
-        return rc;
+    if (rc || !dist_is_main())
+        return rc; /* MPI: rank 0 alone reads back and reports */
     /* the model to use: the best by validation, else the last */
     const char *path = file_exists(trainer_best_path(r->t)) && r->n_fit < r->n_train
                            ? trainer_best_path(r->t)
@@ -884,7 +944,8 @@ static int cmd_train_or_eval(int argc, char **argv, int eval)
     r.o = &o;
     r.to = &to;
     rc = run_training(&r, options, argc, argv, eval ? "forecast-eval" : "forecast");
-    if (!rc && eval) {
+    /* MPI: rank 0 alone evaluates, prints and plots */
+    if (!rc && eval && dist_is_main()) {
         recur_forecast_evaluation ev;
         if (recur_forecast_evaluate(r.fc, recur_series_values(r.series),
                                     recur_series_covariates(r.series), r.n, r.n_train, r.period,
@@ -894,7 +955,7 @@ static int cmd_train_or_eval(int argc, char **argv, int eval)
             print_table(&r, &ev, r.model_path);
         if (!rc && o.plot)
             rc = eval_plot(&r);
-    } else if (!rc) {
+    } else if (!rc && dist_is_main()) {
         if (o.json)
             print_train_summary(&r);
         if (o.plot)

@@ -13,7 +13,13 @@
  *              utterances and --resume continues the exact same walk.
  * The data position saved in checkpoints is (epoch, batch in the epoch).
  * Validation: mean CTC loss and the greedy label (digit) error rate over
- * the validation recordings (connected: --val-utterances joined from them). */
+ * the validation recordings (connected: --val-utterances joined from them).
+ *
+ * MPI (docs/mpi.md): with N ranks and --batch B, an epoch is walked in
+ * global batches of N*B utterances, as one process with --batch N*B walks
+ * it, and rank r builds and trains on utterances [r*B, (r+1)*B) of each
+ * (their augmentation and joining seeds are those of their place in the
+ * epoch, whichever rank draws them). */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <math.h>
@@ -21,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "speech_cli.h"
 #include "trainer.h"
 
@@ -49,8 +56,9 @@ typedef struct sp_run {
     speech_set val_set;
     speech_batch_buf buf;
     int connected, rate;
-    int64_t epoch, index;     /* data position: the next batch */
+    int64_t epoch, index;     /* data position: the next (global) batch */
     int64_t spe, epoch_size;  /* batches and utterances an epoch */
+    int64_t global_batch;     /* MPI: --batch x ranks (--batch for one process) */
     int *perm;                /* isolated: permutation of the current epoch */
     int64_t perm_epoch;
     int *idx;                 /* [batch] */
@@ -87,17 +95,23 @@ static uint64_t fingerprint(const speech_clips *c)
 
 /* ---- trainer callbacks ------------------------------------------------------ */
 
-/* The utterances of the next batch: indices into r->train_set (isolated)
- * or into r->batch_set, rebuilt for it (connected, or isolated with
- * --augment). *count receives how many (the last batch of an epoch may be
- * short). Returns a status. */
-static int next_batch(sp_run *r, const speech_set **set, int *count)
+/* This rank's utterances of the next batch: indices into r->train_set
+ * (isolated) or into r->batch_set, rebuilt for it (connected, or isolated
+ * with --augment). The batch is the global one (--batch x ranks; the last
+ * of an epoch may be short) and this rank's share of it utterances
+ * [rank*B, (rank+1)*B) (clamped: it may be empty). *count receives the
+ * share's size, *total the batch's. Returns a status. */
+static int next_batch(sp_run *r, const speech_set **set, int *count, int *total)
 {
-    const int B = r->o->batch;
-    const int64_t first = r->index * B;
-    const int64_t left = r->epoch_size - first;
-    const int n = left < B ? (int)left : B;
+    const int64_t B = r->o->batch, G = r->global_batch;
+    const int64_t left = r->epoch_size - r->index * G;
+    const int64_t size = left < G ? left : G;
+    int64_t lo = (int64_t)dist_rank() * B;
+    lo = lo < size ? lo : size;
+    const int n = (int)(size - lo < B ? size - lo : B);
+    const int64_t first = r->index * G + lo; /* this share's first utterance of the epoch */
     *count = n;
+    *total = (int)size;
     if (!r->connected) {
         if (r->perm_epoch != r->epoch) {
             recur_rng rng;
@@ -154,25 +168,36 @@ static int next_batch(sp_run *r, const speech_set **set, int *count)
     return RECUR_OK;
 }
 
-/* trainer_task.step: the gradient of the next batch's mean CTC loss. */
+/* trainer_task.step: the gradient of the next batch's mean CTC loss (MPI:
+ * of this rank's share, weighed so that the trainer's average over the
+ * ranks is the mean over the whole batch). */
 static int sp_step(void *ctx, recur_rng *rng, double *loss, double *items)
 {
     sp_run *r = ctx;
     const speech_set *set = NULL;
-    int n = 0;
-    int status = next_batch(r, &set, &n);
+    int n = 0, total = 0;
+    int status = next_batch(r, &set, &n, &total);
     /* the walk advances whatever happens to this batch */
     if (++r->index >= r->spe) {
         r->epoch++;
         r->index = 0;
     }
+    recur_rng own;
+    rng = dist_share_rng(rng, &own);
     if (status)
-        return status;
-    if ((status = speech_batch_fill(&r->buf, set, r->idx, n, recur_speech_feature_dim(r->model))))
         return status;
     recur_speech_zero_grad(r->model);
     *items = n;
-    return recur_speech_train_step(r->model, &r->buf.batch, rng, loss);
+    *loss = 0.0;
+    if (n == 0)
+        return RECUR_OK; /* MPI: nothing of this batch is ours: no gradient, no loss */
+    if ((status = speech_batch_fill(&r->buf, set, r->idx, n, recur_speech_feature_dim(r->model))))
+        return status;
+    status = recur_speech_train_step(r->model, &r->buf.batch, rng, loss);
+    if (status == RECUR_OK)
+        dist_weigh_share(recur_speech_grads(r->model), recur_speech_size(r->model), loss, (size_t)n,
+                    (size_t)total);
+    return status;
 }
 
 static double sp_epoch(void *ctx)
@@ -187,7 +212,8 @@ static int sp_validate(void *ctx, double *loss, double *metric)
     sp_run *r = ctx;
     speech_scores s;
     memset(&s, 0, sizeof s);
-    int status = speech_score_set(r->model, &r->val_set, r->o->batch, 1, 1, &s, NULL);
+    /* MPI: rank 0 validates in batches of the whole batch */
+    int status = speech_score_set(r->model, &r->val_set, (int)r->global_batch, 1, 1, &s, NULL);
     if (status)
         return status;
     *loss = s.loss_count ? s.loss_sum / (double)s.loss_count : INFINITY;
@@ -428,7 +454,9 @@ static int build_sets(sp_run *r)
                             ? r->o->epoch_utterances
                             : (int64_t)ceil((double)r->train.count / mean_digits);
     }
-    r->spe = (r->epoch_size + r->o->batch - 1) / r->o->batch;
+    /* MPI: the epoch in batches of --batch on each of the ranks */
+    r->global_batch = (int64_t)r->o->batch * dist_size();
+    r->spe = (r->epoch_size + r->global_batch - 1) / r->global_batch;
     r->perm = malloc((r->train.count ? r->train.count : 1) * sizeof *r->perm);
     r->idx = malloc((size_t)r->o->batch * sizeof *r->idx);
     if (!r->perm || !r->idx)
@@ -619,34 +647,40 @@ int cmd_speech_train(int argc, char **argv)
         .bits = 0,
         .metric_name = "err",
         .next_hint = "Transcribe with: recur speech transcribe --model %s FILE.wav",
+        .shards_data = 1,
     };
     if ((rc = trainer_start(r.t, &task)))
         goto done;
-    const recur_speech_config *c = recur_speech_get_config(r.model);
-    char alphabet[256] = "";
-    size_t used = 0;
-    const recur_vocab *v = recur_speech_alphabet(r.model);
-    for (int32_t i = 0; i < recur_vocab_size(v) && used + 8 < sizeof alphabet; i++) {
-        size_t len = 0;
-        const char *letter = recur_vocab_token(v, i, &len);
-        memcpy(alphabet + used, letter, len);
-        used += len;
+    if (dist_is_main()) {
+        const recur_speech_config *c = recur_speech_get_config(r.model);
+        char alphabet[256] = "";
+        size_t used = 0;
+        const recur_vocab *v = recur_speech_alphabet(r.model);
+        for (int32_t i = 0; i < recur_vocab_size(v) && used + 8 < sizeof alphabet; i++) {
+            size_t len = 0;
+            const char *letter = recur_vocab_token(v, i, &len);
+            memcpy(alphabet + used, letter, len);
+            used += len;
+        }
+        alphabet[used] = '\0';
+        fprintf(stderr, "recur %s: %s %s%s, %d layer%s of %d, %d classes (blank + \"%s\"), "
+                "%zu parameters; features %s %d x %g ms / %g ms, norm %s, subsample %d (%s)\n",
+                cmd, r.resumed ? "resuming" : "model", c->bidirectional ? "bidirectional " : "",
+                recur_cell_name(c->cell), c->num_layers, c->num_layers == 1 ? "" : "s",
+                c->hidden_size, recur_speech_num_classes(r.model), alphabet,
+                recur_speech_size(r.model), recur_features_kind_name(c->features.kind),
+                recur_speech_feature_dim(r.model), c->features.window_ms, c->features.hop_ms,
+                recur_norm_name(c->norm), c->subsample, recur_subsample_name(c->subsample_mode));
+        char ranks[64] = ""; /* MPI */
+        if (dist_active())
+            snprintf(ranks, sizeof ranks, " on each of %d ranks", dist_size());
+        fprintf(stderr, "recur %s: data %s (%s): %zu training + %zu validation recordings, %d "
+                "validation utterances; %" PRId64 " utterances (%" PRId64 " steps of %d%s) an "
+                "epoch; %s lr %g, clip %g; %d thread%s (%s)\n", cmd, o.d.data, o.d.task,
+                r.train.count, r.val.count, r.val_set.count, r.epoch_size, r.spe, o.batch, ranks,
+                to.optimizer, to.lr, to.clip, recur_get_threads(),
+                recur_get_threads() == 1 ? "" : "s", recur_blas_backend());
     }
-    alphabet[used] = '\0';
-    fprintf(stderr, "recur %s: %s %s%s, %d layer%s of %d, %d classes (blank + \"%s\"), %zu "
-            "parameters; features %s %d x %g ms / %g ms, norm %s, subsample %d (%s)\n", cmd,
-            r.resumed ? "resuming" : "model", c->bidirectional ? "bidirectional " : "",
-            recur_cell_name(c->cell), c->num_layers, c->num_layers == 1 ? "" : "s",
-            c->hidden_size, recur_speech_num_classes(r.model), alphabet,
-            recur_speech_size(r.model), recur_features_kind_name(c->features.kind),
-            recur_speech_feature_dim(r.model), c->features.window_ms, c->features.hop_ms,
-            recur_norm_name(c->norm), c->subsample, recur_subsample_name(c->subsample_mode));
-    fprintf(stderr, "recur %s: data %s (%s): %zu training + %zu validation recordings, %d "
-            "validation utterances; %" PRId64 " utterances (%" PRId64 " steps of %d) an epoch; "
-            "%s lr %g, clip %g; %d thread%s (%s)\n", cmd, o.d.data, o.d.task, r.train.count,
-            r.val.count, r.val_set.count, r.epoch_size, r.spe, o.batch, to.optimizer, to.lr,
-            to.clip, recur_get_threads(), recur_get_threads() == 1 ? "" : "s",
-            recur_blas_backend());
     rc = trainer_run(r.t);
 done:
     free_run(&r);

@@ -12,7 +12,13 @@
  * then shuffled; the data position saved in checkpoints is (epoch, batch).
  * Validation: the mean per-token negative log-likelihood of the validation
  * part (teacher-forced) and, as the metric, corpus BLEU of greedy
- * translations of its first --val-sentences pairs. */
+ * translations of its first --val-sentences pairs.
+ *
+ * MPI (docs/mpi.md): with N ranks and --batch B, the epochs are planned
+ * for the global batch of N*B pairs (exactly as one process with --batch
+ * N*B plans them) and rank r trains on pairs [r*B, (r+1)*B) of each global
+ * batch; the loss is a mean over target tokens, so each rank weighs its
+ * share by the tokens it holds. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <math.h>
@@ -20,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "trainer.h"
 #include "translate_cli.h"
 
@@ -50,8 +57,9 @@ typedef struct tt_run {
     tr_pairs train, extra, val;
     tt_data data;
     tr_batch_buf buf;
-    int64_t epoch, index;  /* data position: the next batch */
+    int64_t epoch, index;  /* data position: the next (global) batch */
     int64_t spe;           /* batches an epoch */
+    size_t global_batch;   /* MPI: --batch x ranks (--batch for one process) */
     int64_t plan_epoch;    /* the epoch whose plan is in order/starts */
     size_t *order;         /* [count] examples of the epoch, in batch-forming order */
     size_t *starts;        /* [spe] first position in order of each batch, shuffled */
@@ -153,7 +161,7 @@ static int encode_data(tt_run *r)
     if (d->count == 0)
         return cli_fail(r->cmd, "Raise --max-len.", "no training pair is within --max-len %d "
                         "subwords", r->o->max_len);
-    if (dropped || empty)
+    if ((dropped || empty) && dist_is_main())
         fprintf(stderr, "recur %s: left out %zu pairs longer than --max-len %d subwords%s\n",
                 r->cmd, dropped, r->o->max_len, empty ? " and pairs with an empty side" : "");
     return CLI_OK;
@@ -192,7 +200,7 @@ static int by_source_length(const void *a, const void *b)
 /* The order of epoch e's examples and its batches (see the file comment). */
 static void plan_epoch(tt_run *r)
 {
-    const size_t N = r->data.count, B = (size_t)r->o->batch;
+    const size_t N = r->data.count, B = r->global_batch;
     recur_rng rng;
     recur_rng_seed(&rng, ((uint64_t)r->to->seed * 0x9e3779b97f4a7c15ull) ^ STREAM_PERM ^
                              ((uint64_t)r->epoch << 20));
@@ -219,33 +227,49 @@ static void plan_epoch(tt_run *r)
 
 /* ---- trainer callbacks ---------------------------------------------------------- */
 
+/* trainer_task.step: the gradient of the mean loss per target token of the
+ * next batch (MPI: of this rank's share, weighed by its tokens). */
 static int tt_step(void *ctx, recur_rng *rng, double *loss, double *items)
 {
     tt_run *r = ctx;
     if (r->plan_epoch != r->epoch)
         plan_epoch(r);
     const size_t first = r->starts[r->index], N = r->data.count;
-    const int B = (int)(N - first < (size_t)r->o->batch ? N - first : (size_t)r->o->batch);
-    int tokens = 0;
-    for (int b = 0; b < B; b++) {
-        const size_t e = r->order[first + (size_t)b];
-        r->bsrc[b] = r->data.src[e];
-        r->btgt[b] = r->data.tgt[e];
-        r->bsrc_len[b] = r->data.src_len[e];
-        r->btgt_len[b] = r->data.tgt_len[e];
-        tokens += r->data.tgt_len[e] + 1;
+    const size_t size = N - first < r->global_batch ? N - first : r->global_batch;
+    size_t lo, hi, tokens = 0, all_tokens = 0; /* target tokens: each sentence's and </s> */
+    dist_share(size, (size_t)r->o->batch, &lo, &hi);
+    for (size_t b = 0; b < size; b++) {
+        const size_t e = r->order[first + b];
+        all_tokens += (size_t)r->data.tgt_len[e] + 1;
+        if (b < lo || b >= hi)
+            continue;
+        r->bsrc[b - lo] = r->data.src[e];
+        r->btgt[b - lo] = r->data.tgt[e];
+        r->bsrc_len[b - lo] = r->data.src_len[e];
+        r->btgt_len[b - lo] = r->data.tgt_len[e];
+        tokens += (size_t)r->data.tgt_len[e] + 1;
     }
     if (++r->index >= r->spe) {
         r->epoch++;
         r->index = 0;
     }
-    int status = translate_batch_fill(&r->buf, B, r->bsrc, r->bsrc_len, r->btgt, r->btgt_len);
+    recur_rng own;
+    rng = dist_share_rng(rng, &own);
+    recur_seq2seq_zero_grad(r->model.net);
+    *items = (double)tokens;
+    *loss = 0.0;
+    if (hi == lo)
+        return RECUR_OK; /* MPI: nothing of this batch is ours: no gradient, no loss */
+    int status = translate_batch_fill(&r->buf, (int)(hi - lo), r->bsrc, r->bsrc_len, r->btgt,
+                                      r->btgt_len);
     if (status)
         return status;
-    recur_seq2seq_zero_grad(r->model.net);
-    *items = tokens;
-    return recur_seq2seq_train_step(r->model.net, &r->buf.batch, (float)r->o->label_smoothing,
-                                    rng, loss, NULL, NULL);
+    status = recur_seq2seq_train_step(r->model.net, &r->buf.batch, (float)r->o->label_smoothing,
+                                      rng, loss, NULL, NULL);
+    if (status == RECUR_OK)
+        dist_weigh_share(recur_seq2seq_grads(r->model.net), recur_seq2seq_size(r->model.net), loss,
+                    tokens, all_tokens);
+    return status;
 }
 
 static double tt_epoch(void *ctx)
@@ -257,12 +281,14 @@ static double tt_epoch(void *ctx)
 static int tt_validate(void *ctx, double *loss, double *metric)
 {
     tt_run *r = ctx;
-    int status = translate_nll(&r->model, &r->val, 0, r->o->batch, loss, NULL);
+    /* MPI: rank 0 validates in batches of the whole batch */
+    const int batch = (int)r->global_batch;
+    int status = translate_nll(&r->model, &r->val, 0, batch, loss, NULL);
     if (status)
         return status;
     tr_scores s;
     status = translate_score(&r->model, &r->val, (size_t)r->o->val_sentences, &r->val_decode,
-                             r->o->batch, &s);
+                             batch, &s);
     *metric = s.bleu.score;
     translate_scores_free(&s);
     return status;
@@ -469,7 +495,9 @@ int cmd_translate_train(int argc, char **argv)
                       PRIu64 " in the checkpoint)", r.data.count, r.resumed->data_tokens);
         goto done;
     }
-    r.spe = (int64_t)((r.data.count + (size_t)o.batch - 1) / (size_t)o.batch);
+    /* MPI: the epochs of the global batch (--batch on each of the ranks) */
+    r.global_batch = (size_t)o.batch * (size_t)dist_size();
+    r.spe = (int64_t)((r.data.count + r.global_batch - 1) / r.global_batch);
     r.order = malloc(r.data.count * sizeof *r.order);
     r.starts = malloc((size_t)r.spe * sizeof *r.starts);
     r.bsrc = malloc((size_t)o.batch * sizeof *r.bsrc);
@@ -505,25 +533,32 @@ int cmd_translate_train(int argc, char **argv)
         .bits = 0,
         .metric_name = "bleu",
         .next_hint = "Translate with: recur translate --model %s < sentences.txt",
+        .shards_data = 1,
     };
     if ((rc = trainer_start(r.t, &task)))
         goto done;
-    const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
-    fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
-            "units, embedding %d, %s attention, BPE of %d subwords, %zu parameters; dropout %g, "
-            "embedding dropout %g, label smoothing %g\n", cmd, r.resumed ? "resuming" : "model",
-            c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
-            c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
-            c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
-            c->embedding_size, recur_attention_name(c->attention), recur_bpe_size(r.model.bpe),
-            recur_seq2seq_size(r.model.net), (double)c->dropout, (double)c->embedding_dropout,
-            o.label_smoothing);
-    fprintf(stderr, "recur %s: data %s (%s -> %s): %zu training pairs%s%s (%zu kept), %zu "
-            "validation pairs; %" PRId64 " steps of %d an epoch; %s lr %g, clip %g; %d thread%s "
-            "(%s)\n", cmd, o.data, r.model.source, r.model.target, r.train.count,
-            o.extra ? " + extra " : "", o.extra ? o.extra : "", r.data.count, r.val.count, r.spe,
-            o.batch, to.optimizer, to.lr, to.clip, recur_get_threads(),
-            recur_get_threads() == 1 ? "" : "s", recur_blas_backend());
+    if (dist_is_main()) {
+        const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
+        fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
+                "units, embedding %d, %s attention, BPE of %d subwords, %zu parameters; dropout "
+                "%g, embedding dropout %g, label smoothing %g\n", cmd,
+                r.resumed ? "resuming" : "model",
+                c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
+                c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
+                c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
+                c->embedding_size, recur_attention_name(c->attention),
+                recur_bpe_size(r.model.bpe), recur_seq2seq_size(r.model.net),
+                (double)c->dropout, (double)c->embedding_dropout, o.label_smoothing);
+        char ranks[64] = ""; /* MPI */
+        if (dist_active())
+            snprintf(ranks, sizeof ranks, " on each of %d ranks", dist_size());
+        fprintf(stderr, "recur %s: data %s (%s -> %s): %zu training pairs%s%s (%zu kept), %zu "
+                "validation pairs; %" PRId64 " steps of %d%s an epoch; %s lr %g, clip %g; %d "
+                "thread%s (%s)\n", cmd, o.data, r.model.source, r.model.target, r.train.count,
+                o.extra ? " + extra " : "", o.extra ? o.extra : "", r.data.count, r.val.count,
+                r.spe, o.batch, ranks, to.optimizer, to.lr, to.clip, recur_get_threads(),
+                recur_get_threads() == 1 ? "" : "s", recur_blas_backend());
+    }
     rc = trainer_run(r.t);
 done:
     free_run(&r);

@@ -536,6 +536,7 @@ struct recur_forecast_walk {
     recur_forecaster *fc;
     size_t n;
     int T, B;
+    int total_batch, first; /* a shard: streams first .. first+B-1 of total_batch */
     uint64_t seed;
     int64_t cpe;           /* chunks per epoch */
     size_t segment;        /* steps per stream per epoch: cpe * T */
@@ -584,6 +585,14 @@ int recur_forecast_walk_create(recur_forecaster *fc, const double *y, const doub
                                const unsigned char *observed, size_t n, int T, int B,
                                uint64_t seed, recur_forecast_walk **out)
 {
+    return recur_forecast_walk_create_shard(fc, y, cov, observed, n, T, B, 0, B, seed, out);
+}
+
+int recur_forecast_walk_create_shard(recur_forecaster *fc, const double *y, const double *cov,
+                                     const unsigned char *observed, size_t n, int T,
+                                     int total_batch, int first, int B, uint64_t seed,
+                                     recur_forecast_walk **out)
+{
     if (!out)
         return recur__error(RECUR_E_INVALID, "recur_forecast_walk_create: out is NULL");
     *out = NULL;
@@ -592,15 +601,20 @@ int recur_forecast_walk_create(recur_forecaster *fc, const double *y, const doub
     if (T < 1 || B < 1)
         return recur__error(RECUR_E_INVALID, "training walk: lookback %d and batch %d must be "
                             ">= 1", T, B);
+    if (first < 0 || total_batch < B || first > total_batch - B)
+        return recur__error(RECUR_E_INVALID, "training walk shard: streams %d..%d (first %d, "
+                            "batch %d) are not within the %d streams of the walk", first,
+                            first + B - 1, first, B, total_batch);
     for (size_t i = 0; i < n; i++)
         if (!isfinite(y[i]))
             return recur__error(RECUR_E_INVALID, "training walk: value %zu is not finite (fill "
                                 "missing values first)", i);
-    const size_t per_stream = n / (size_t)B;
+    const size_t per_stream = n / (size_t)total_batch;
     if (per_stream < (size_t)T + 1)
         return recur__error(RECUR_E_INVALID, "training walk: %zu steps are too few for %d "
-                            "stream%s of lookback %d (need at least %zu)", n, B,
-                            B == 1 ? "" : "s", T, (size_t)B * ((size_t)T + 1));
+                            "stream%s of lookback %d (need at least %zu)", n, total_batch,
+                            total_batch == 1 ? "" : "s", T,
+                            (size_t)total_batch * ((size_t)T + 1));
     recur_forecast_walk *w = recur__calloc(1, sizeof *w);
     if (!w)
         return recur__error(RECUR_E_NOMEM, "out of memory creating the training walk");
@@ -608,13 +622,15 @@ int recur_forecast_walk_create(recur_forecaster *fc, const double *y, const doub
     w->n = n;
     w->T = T;
     w->B = B;
+    w->total_batch = total_batch;
+    w->first = first;
     w->seed = seed;
     /* steps per stream: whole chunks; the room left shifts every epoch */
     w->cpe = (int64_t)(per_stream / (size_t)T);
     if ((size_t)w->cpe * (size_t)T == per_stream && w->cpe > 1)
         w->cpe--; /* keep some room so that chunk boundaries move */
     w->segment = (size_t)w->cpe * (size_t)T;
-    w->slack = n - (size_t)B * w->segment;
+    w->slack = n - (size_t)total_batch * w->segment;
     w->shift = epoch_shift(w, 0);
     const size_t I = (size_t)fc->I, S = (size_t)fc->S;
     w->state_size = (size_t)fc->L * (size_t)B * (size_t)fc->H;
@@ -733,12 +749,13 @@ int recur_forecast_walk_step(recur_forecast_walk *w, recur_rng *rng, double *los
     int status = reserve_rows(fc, rows);
     if (status)
         return status;
-    /* the chunk: step t of stream b is series step shift + b*segment + chunk*T + t */
+    /* the chunk: step t of stream b (of the whole layout) is series step
+     * shift + b*segment + chunk*T + t; this walk's streams are first .. first+B-1 */
     float *z = fc->z; /* [T, B, S] */
     for (int t = 0; t < T; t++)
         for (int b = 0; b < B; b++) {
-            const size_t step = w->shift + (size_t)b * w->segment + (size_t)w->chunk * (size_t)T +
-                                (size_t)t;
+            const size_t step = w->shift + (size_t)(w->first + b) * w->segment +
+                                (size_t)w->chunk * (size_t)T + (size_t)t;
             const size_t row = (size_t)t * (size_t)B + (size_t)b;
             memcpy(fc->x + row * I, w->features + step * I, I * sizeof(float));
             memcpy(z + row * S, w->targets + step * S, S * sizeof(float));
@@ -776,6 +793,21 @@ int recur_forecast_walk_step(recur_forecast_walk *w, recur_rng *rng, double *los
             memset(w->c, 0, w->state_size * sizeof *w->c);
     }
     return RECUR_OK;
+}
+
+size_t recur_forecast_walk_chunk_targets(const recur_forecast_walk *w)
+{
+    if (!w)
+        return 0;
+    const size_t S = (size_t)w->fc->S;
+    size_t count = 0;
+    for (int b = 0; b < w->total_batch; b++) {
+        const size_t from = w->shift + (size_t)b * w->segment + (size_t)w->chunk * (size_t)w->T;
+        const float *z = w->targets + from * S; /* [T, S] */
+        for (size_t i = 0; i < (size_t)w->T * S; i++)
+            count += !isnan(z[i]);
+    }
+    return count;
 }
 
 /* ---- evaluation and calibration over a whole series ---------------------------- */
