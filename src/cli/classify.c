@@ -399,8 +399,8 @@ static int task_step(void *ctx, recur_rng *rng, double *loss, double *items)
     int status = recur_classifier_train_step(r->m, r->set, r->plan + start + lo, hi - lo, rng,
                                              loss);
     if (!status)
-        dist_weigh_share(recur_classifier_grads(r->m), recur_classifier_size(r->m), loss, hi - lo,
-                    end - start);
+        dist_weigh_share(recur_classifier_grads(r->m), recur_classifier_size(r->m), loss,
+                         hi - lo, end - start);
     return status;
 }
 

@@ -424,8 +424,8 @@ static int task_step(void *ctx, recur_rng *rng, double *loss, double *items)
     int status = recur_forecast_walk_step(r->walk, rng, loss, &targets);
     *items = (double)r->lookback * (double)r->batch;
     if (status == RECUR_OK)
-        dist_weigh_share(recur_forecaster_grads(r->fc), recur_forecaster_size(r->fc), loss, targets,
-                         all);
+        dist_weigh_share(recur_forecaster_grads(r->fc), recur_forecaster_size(r->fc), loss,
+                         targets, all);
     return status;
 }
 

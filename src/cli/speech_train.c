@@ -195,8 +195,8 @@ static int sp_step(void *ctx, recur_rng *rng, double *loss, double *items)
         return status;
     status = recur_speech_train_step(r->model, &r->buf.batch, rng, loss);
     if (status == RECUR_OK)
-        dist_weigh_share(recur_speech_grads(r->model), recur_speech_size(r->model), loss, (size_t)n,
-                    (size_t)total);
+        dist_weigh_share(recur_speech_grads(r->model), recur_speech_size(r->model), loss,
+                         (size_t)n, (size_t)total);
     return status;
 }
 

@@ -267,8 +267,8 @@ static int tt_step(void *ctx, recur_rng *rng, double *loss, double *items)
     status = recur_seq2seq_train_step(r->model.net, &r->buf.batch, (float)r->o->label_smoothing,
                                       rng, loss, NULL, NULL);
     if (status == RECUR_OK)
-        dist_weigh_share(recur_seq2seq_grads(r->model.net), recur_seq2seq_size(r->model.net), loss,
-                    tokens, all_tokens);
+        dist_weigh_share(recur_seq2seq_grads(r->model.net), recur_seq2seq_size(r->model.net),
+                         loss, tokens, all_tokens);
     return status;
 }
 
