@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "io/json_util.h"
 #include "recur/checkpoint.h"
 #include "recur/safetensors.h"
 
@@ -101,25 +102,6 @@ static int all_finite(const float *x, size_t n)
 
 /* json_object_set_new that reports failure (a NULL value means allocation
  * failed). */
-static int put(json_t *obj, const char *key, json_t *value)
-{
-    return value && json_object_set_new(obj, key, value) == 0;
-}
-
-/* A float as the double of its shortest decimal form (0.2f -> 0.2, not
- * 0.20000000298023224), so the JSON reads as the value that was meant and
- * still converts back to exactly the same float. */
-static json_t *float_real(float f)
-{
-    char text[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(text, sizeof text, "%.*g", digits, (double)f);
-        if ((float)strtod(text, NULL) == f)
-            break;
-    }
-    return json_real(strtod(text, NULL));
-}
-
 static json_t *u64_string(uint64_t v)
 {
     char text[24];
@@ -137,19 +119,19 @@ static json_t *model_json(const recur_lm_config *cfg, const recur_vocab *vocab)
     json_t *vocab_array = json_loads(vocab_text, JSON_ALLOW_NUL, &jerr);
     recur_free(vocab_text);
     json_t *obj = json_object();
-    if (!vocab_array || !obj || !put(obj, "format", json_integer(RECUR_CHECKPOINT_FORMAT)) ||
-        !put(obj, "cell", json_string(recur_cell_name(cfg->cell))) ||
-        !put(obj, "vocab_size", json_integer(cfg->vocab_size)) ||
-        !put(obj, "embedding_size", json_integer(cfg->embedding_size)) ||
-        !put(obj, "hidden_size", json_integer(cfg->hidden_size)) ||
-        !put(obj, "num_layers", json_integer(cfg->num_layers)) ||
-        !put(obj, "bidirectional", json_false()) ||
-        !put(obj, "dropout", float_real(cfg->dropout)) ||
-        !put(obj, "embedding_dropout", float_real(cfg->embedding_dropout)) ||
-        !put(obj, "output_dropout", float_real(cfg->output_dropout)) ||
-        !put(obj, "weight_dropout", float_real(cfg->weight_dropout)) ||
-        !put(obj, "vocab_kind", json_string(recur_vocab_kind_name(recur_vocab_get_kind(vocab)))) ||
-        !put(obj, "vocab", vocab_array)) {
+    if (!vocab_array || !obj || !recur__json_put(obj, "format", json_integer(RECUR_CHECKPOINT_FORMAT)) ||
+        !recur__json_put(obj, "cell", json_string(recur_cell_name(cfg->cell))) ||
+        !recur__json_put(obj, "vocab_size", json_integer(cfg->vocab_size)) ||
+        !recur__json_put(obj, "embedding_size", json_integer(cfg->embedding_size)) ||
+        !recur__json_put(obj, "hidden_size", json_integer(cfg->hidden_size)) ||
+        !recur__json_put(obj, "num_layers", json_integer(cfg->num_layers)) ||
+        !recur__json_put(obj, "bidirectional", json_false()) ||
+        !recur__json_put(obj, "dropout", recur__json_float(cfg->dropout)) ||
+        !recur__json_put(obj, "embedding_dropout", recur__json_float(cfg->embedding_dropout)) ||
+        !recur__json_put(obj, "output_dropout", recur__json_float(cfg->output_dropout)) ||
+        !recur__json_put(obj, "weight_dropout", recur__json_float(cfg->weight_dropout)) ||
+        !recur__json_put(obj, "vocab_kind", json_string(recur_vocab_kind_name(recur_vocab_get_kind(vocab)))) ||
+        !recur__json_put(obj, "vocab", vocab_array)) {
         json_decref(obj);
         recur__error(RECUR_E_NOMEM, "out of memory building the checkpoint metadata");
         return NULL;
@@ -164,18 +146,18 @@ static json_t *optim_json(const recur_optim_config *c, int64_t step, const char 
     int ok = obj && names;
     for (int i = 0; ok && i < nbuffers; i++)
         ok = json_array_append_new(names, json_string(buffers[i])) == 0;
-    ok = ok && put(obj, "kind", json_string(recur_optim_name(c->kind))) &&
-         put(obj, "lr", float_real(c->lr)) && put(obj, "momentum", float_real(c->momentum)) &&
-         put(obj, "dampening", float_real(c->dampening)) &&
-         put(obj, "nesterov", json_boolean(c->nesterov)) &&
-         put(obj, "weight_decay", float_real(c->weight_decay)) &&
-         put(obj, "beta1", float_real(c->beta1)) && put(obj, "beta2", float_real(c->beta2)) &&
-         put(obj, "eps", float_real(c->eps)) && put(obj, "amsgrad", json_boolean(c->amsgrad)) &&
-         put(obj, "alpha", float_real(c->alpha)) &&
-         put(obj, "centered", json_boolean(c->centered)) &&
-         put(obj, "lr_decay", float_real(c->lr_decay)) &&
-         put(obj, "initial_accumulator_value", float_real(c->initial_accumulator_value)) &&
-         put(obj, "step", json_integer(step));
+    ok = ok && recur__json_put(obj, "kind", json_string(recur_optim_name(c->kind))) &&
+         recur__json_put(obj, "lr", recur__json_float(c->lr)) && recur__json_put(obj, "momentum", recur__json_float(c->momentum)) &&
+         recur__json_put(obj, "dampening", recur__json_float(c->dampening)) &&
+         recur__json_put(obj, "nesterov", json_boolean(c->nesterov)) &&
+         recur__json_put(obj, "weight_decay", recur__json_float(c->weight_decay)) &&
+         recur__json_put(obj, "beta1", recur__json_float(c->beta1)) && recur__json_put(obj, "beta2", recur__json_float(c->beta2)) &&
+         recur__json_put(obj, "eps", recur__json_float(c->eps)) && recur__json_put(obj, "amsgrad", json_boolean(c->amsgrad)) &&
+         recur__json_put(obj, "alpha", recur__json_float(c->alpha)) &&
+         recur__json_put(obj, "centered", json_boolean(c->centered)) &&
+         recur__json_put(obj, "lr_decay", recur__json_float(c->lr_decay)) &&
+         recur__json_put(obj, "initial_accumulator_value", recur__json_float(c->initial_accumulator_value)) &&
+         recur__json_put(obj, "step", json_integer(step));
     if (ok) {
         ok = json_object_set_new(obj, "buffers", names) == 0;
         names = NULL;
@@ -191,12 +173,12 @@ static json_t *optim_json(const recur_optim_config *c, int64_t step, const char 
 static json_t *schedule_json(const recur_schedule *s)
 {
     json_t *obj = json_object();
-    if (!obj || !put(obj, "kind", json_string(recur_schedule_name(s->kind))) ||
-        !put(obj, "warmup_steps", json_integer(s->warmup_steps)) ||
-        !put(obj, "step_size", json_integer(s->step_size)) ||
-        !put(obj, "gamma", float_real(s->gamma)) ||
-        !put(obj, "total_steps", json_integer(s->total_steps)) ||
-        !put(obj, "min_lr", float_real(s->min_lr))) {
+    if (!obj || !recur__json_put(obj, "kind", json_string(recur_schedule_name(s->kind))) ||
+        !recur__json_put(obj, "warmup_steps", json_integer(s->warmup_steps)) ||
+        !recur__json_put(obj, "step_size", json_integer(s->step_size)) ||
+        !recur__json_put(obj, "gamma", recur__json_float(s->gamma)) ||
+        !recur__json_put(obj, "total_steps", json_integer(s->total_steps)) ||
+        !recur__json_put(obj, "min_lr", recur__json_float(s->min_lr))) {
         json_decref(obj);
         return NULL;
     }
@@ -216,28 +198,28 @@ static json_t *train_json(const recur_train_state *t, const char *const *buffers
     for (int i = 0; ok && i < 4; i++)
         ok = json_array_append_new(rng, u64_string(t->rng.s[i])) == 0;
     for (int i = 0; ok && i < t->option_count; i++)
-        ok = put(options, t->option_names[i], json_string(t->option_values[i]));
+        ok = recur__json_put(options, t->option_names[i], json_string(t->option_values[i]));
     for (int i = 0; ok && i < t->data_position_count; i++) {
         char text[24];
         snprintf(text, sizeof text, "%" PRId64, t->data_position[i]);
         ok = json_array_append_new(data_position, json_string(text)) == 0;
     }
     if (lm)
-        ok = ok && put(position, "epoch", json_integer(t->position.epoch)) &&
-             put(position, "offset", json_integer(t->position.offset));
-    ok = ok && put(obj, "format", json_integer(RECUR_CHECKPOINT_FORMAT)) &&
-         put(obj, "step", json_integer(t->step));
+        ok = ok && recur__json_put(position, "epoch", json_integer(t->position.epoch)) &&
+             recur__json_put(position, "offset", json_integer(t->position.offset));
+    ok = ok && recur__json_put(obj, "format", json_integer(RECUR_CHECKPOINT_FORMAT)) &&
+         recur__json_put(obj, "step", json_integer(t->step));
     if (lm)
-        ok = ok && put(obj, "batch", json_integer(t->batch)) &&
-             put(obj, "seq_len", json_integer(t->seq_len));
-    ok = ok && put(obj, "data_tokens", u64_string(t->data_tokens)) &&
-         put(obj, "data_hash", u64_string(t->data_hash)) &&
-         put(obj, "optimizer", optim_json(&t->optim, t->optim_step, buffers, nbuffers)) &&
-         put(obj, "schedule", schedule_json(&t->schedule)) &&
-         put(obj, "best_val_loss",
+        ok = ok && recur__json_put(obj, "batch", json_integer(t->batch)) &&
+             recur__json_put(obj, "seq_len", json_integer(t->seq_len));
+    ok = ok && recur__json_put(obj, "data_tokens", u64_string(t->data_tokens)) &&
+         recur__json_put(obj, "data_hash", u64_string(t->data_hash)) &&
+         recur__json_put(obj, "optimizer", optim_json(&t->optim, t->optim_step, buffers, nbuffers)) &&
+         recur__json_put(obj, "schedule", schedule_json(&t->schedule)) &&
+         recur__json_put(obj, "best_val_loss",
              isfinite(t->best_val_loss) ? json_real(t->best_val_loss) : json_null()) &&
-         put(obj, "best_step", json_integer(t->best_step)) &&
-         put(obj, "elapsed_s", json_real(t->elapsed_s));
+         recur__json_put(obj, "best_step", json_integer(t->best_step)) &&
+         recur__json_put(obj, "elapsed_s", json_real(t->elapsed_s));
     if (ok && position) {
         ok = json_object_set_new(obj, "position", position) == 0;
         position = NULL;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "io/json_util.h"
 #include "recur/forecast.h"
 
 #define FORECAST_FORMAT 1
@@ -30,11 +31,6 @@ struct recur_forecast_loaded {
     char **covariates; /* [count] */
     int count;
 };
-
-static int put(json_t *obj, const char *key, json_t *value)
-{
-    return value && json_object_set_new(obj, key, value) == 0;
-}
 
 static json_t *doubles(const double *v, int n)
 {
@@ -53,31 +49,31 @@ static json_t *metadata_json(const recur_forecaster *fc, const recur_forecast_in
     const recur_forecast_scaling *s = recur_forecaster_get_scaling(fc);
     json_t *obj = json_object(), *scaling = json_object(), *covs = json_array();
     int ok = obj && scaling && covs;
-    ok = ok && put(scaling, "mean", json_real(s->mean)) && put(scaling, "std", json_real(s->std)) &&
-         put(scaling, "scale", json_real(s->scale)) &&
-         put(scaling, "covariate_mean", doubles(s->covariate_mean, s->covariate_count)) &&
-         put(scaling, "covariate_std", doubles(s->covariate_std, s->covariate_count));
+    ok = ok && recur__json_put(scaling, "mean", json_real(s->mean)) && recur__json_put(scaling, "std", json_real(s->std)) &&
+         recur__json_put(scaling, "scale", json_real(s->scale)) &&
+         recur__json_put(scaling, "covariate_mean", doubles(s->covariate_mean, s->covariate_count)) &&
+         recur__json_put(scaling, "covariate_std", doubles(s->covariate_std, s->covariate_count));
     for (int i = 0; ok && i < c->covariate_count; i++)
         ok = json_array_append_new(covs, json_string(info->covariates[i])) == 0;
-    ok = ok && put(obj, "format", json_integer(FORECAST_FORMAT)) &&
-         put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
-         put(obj, "hidden_size", json_integer(c->hidden_size)) &&
-         put(obj, "num_layers", json_integer(c->num_layers)) &&
-         put(obj, "dropout", json_real(c->dropout)) &&
-         put(obj, "horizon", json_integer(c->horizon)) &&
-         put(obj, "period", json_integer(c->period)) &&
-         put(obj, "level_input", json_boolean(c->level_input)) &&
-         put(obj, "loss", json_string(recur_forecast_loss_name(c->loss))) &&
-         put(obj, "mode", json_string(recur_forecast_mode_name(c->mode))) &&
-         put(obj, "interval", json_real(c->interval)) &&
-         put(obj, "interval_adapt", json_real(c->interval_adapt)) &&
-         put(obj, "calibrated_steps",
+    ok = ok && recur__json_put(obj, "format", json_integer(FORECAST_FORMAT)) &&
+         recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
+         recur__json_put(obj, "hidden_size", json_integer(c->hidden_size)) &&
+         recur__json_put(obj, "num_layers", json_integer(c->num_layers)) &&
+         recur__json_put(obj, "dropout", json_real(c->dropout)) &&
+         recur__json_put(obj, "horizon", json_integer(c->horizon)) &&
+         recur__json_put(obj, "period", json_integer(c->period)) &&
+         recur__json_put(obj, "level_input", json_boolean(c->level_input)) &&
+         recur__json_put(obj, "loss", json_string(recur_forecast_loss_name(c->loss))) &&
+         recur__json_put(obj, "mode", json_string(recur_forecast_mode_name(c->mode))) &&
+         recur__json_put(obj, "interval", json_real(c->interval)) &&
+         recur__json_put(obj, "interval_adapt", json_real(c->interval_adapt)) &&
+         recur__json_put(obj, "calibrated_steps",
              json_integer((json_int_t)recur_forecaster_calibrated_steps(fc))) &&
-         put(obj, "target", json_string(info->target)) &&
-         put(obj, "time", info->time ? json_string(info->time) : json_null()) &&
-         put(obj, "lookback", json_integer(info->lookback)) &&
-         put(obj, "train_steps", json_integer((json_int_t)info->train_steps)) &&
-         put(obj, "fit_steps", json_integer((json_int_t)info->fit_steps));
+         recur__json_put(obj, "target", json_string(info->target)) &&
+         recur__json_put(obj, "time", info->time ? json_string(info->time) : json_null()) &&
+         recur__json_put(obj, "lookback", json_integer(info->lookback)) &&
+         recur__json_put(obj, "train_steps", json_integer((json_int_t)info->train_steps)) &&
+         recur__json_put(obj, "fit_steps", json_integer((json_int_t)info->fit_steps));
     if (ok) {
         ok = json_object_set_new(obj, "scaling", scaling) == 0;
         scaling = NULL;

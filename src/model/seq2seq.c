@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "io/json_util.h"
 #include "recur/bpe.h"
 #include "recur/nn.h"
 #include "recur/seq2seq.h"
@@ -1400,42 +1401,24 @@ int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
-static int put(json_t *obj, const char *key, json_t *value)
-{
-    return value && json_object_set_new(obj, key, value) == 0;
-}
-
-/* A float as the double of its shortest decimal form, so that the JSON
- * reads as the value meant and converts back to the same float. */
-static json_t *float_real(float f)
-{
-    char text[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(text, sizeof text, "%.*g", digits, (double)f);
-        if ((float)strtod(text, NULL) == f)
-            break;
-    }
-    return json_real(strtod(text, NULL));
-}
-
 int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
 {
     if (!m || !w)
         return recur__error(RECUR_E_INVALID, "recur_seq2seq_write: NULL argument");
     const recur_seq2seq_config *c = &m->config;
     json_t *obj = json_object();
-    int ok = obj && put(obj, "format", json_integer(RECUR_SEQ2SEQ_FORMAT)) &&
-             put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
-             put(obj, "src_vocab_size", json_integer(c->src_vocab_size)) &&
-             put(obj, "tgt_vocab_size", json_integer(c->tgt_vocab_size)) &&
-             put(obj, "embedding_size", json_integer(c->embedding_size)) &&
-             put(obj, "hidden_size", json_integer(c->hidden_size)) &&
-             put(obj, "encoder_layers", json_integer(c->encoder_layers)) &&
-             put(obj, "decoder_layers", json_integer(c->decoder_layers)) &&
-             put(obj, "bidirectional", json_boolean(c->bidirectional)) &&
-             put(obj, "attention", json_string(recur_attention_name(c->attention))) &&
-             put(obj, "dropout", float_real(c->dropout)) &&
-             put(obj, "embedding_dropout", float_real(c->embedding_dropout));
+    int ok = obj && recur__json_put(obj, "format", json_integer(RECUR_SEQ2SEQ_FORMAT)) &&
+             recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
+             recur__json_put(obj, "src_vocab_size", json_integer(c->src_vocab_size)) &&
+             recur__json_put(obj, "tgt_vocab_size", json_integer(c->tgt_vocab_size)) &&
+             recur__json_put(obj, "embedding_size", json_integer(c->embedding_size)) &&
+             recur__json_put(obj, "hidden_size", json_integer(c->hidden_size)) &&
+             recur__json_put(obj, "encoder_layers", json_integer(c->encoder_layers)) &&
+             recur__json_put(obj, "decoder_layers", json_integer(c->decoder_layers)) &&
+             recur__json_put(obj, "bidirectional", json_boolean(c->bidirectional)) &&
+             recur__json_put(obj, "attention", json_string(recur_attention_name(c->attention))) &&
+             recur__json_put(obj, "dropout", recur__json_float(c->dropout)) &&
+             recur__json_put(obj, "embedding_dropout", recur__json_float(c->embedding_dropout));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "io/json_util.h"
 #include "recur/ctc.h"
 #include "recur/nn.h"
 #include "recur/speech.h"
@@ -611,24 +612,6 @@ int recur_speech_transcribe(recur_speech *m, const float *samples, size_t n, int
 
 /* ---- checkpoints ------------------------------------------------------------------ */
 
-static int put(json_t *obj, const char *key, json_t *value)
-{
-    return value && json_object_set_new(obj, key, value) == 0;
-}
-
-/* A float as the double of its shortest decimal form, so that the JSON
- * reads as the value meant and converts back to the same float. */
-static json_t *float_real(float f)
-{
-    char text[32];
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(text, sizeof text, "%.*g", digits, (double)f);
-        if ((float)strtod(text, NULL) == f)
-            break;
-    }
-    return json_real(strtod(text, NULL));
-}
-
 static json_t *model_json(const recur_speech *m)
 {
     const recur_speech_config *c = &m->config;
@@ -640,29 +623,29 @@ static json_t *model_json(const recur_speech *m)
     json_t *alphabet = json_loads(alphabet_text, 0, &jerr);
     recur_free(alphabet_text);
     json_t *obj = json_object(), *feat = json_object();
-    int ok = alphabet && obj && feat && put(feat, "kind", json_string(recur_features_kind_name(fc->kind))) &&
-             put(feat, "sample_rate", json_integer(fc->sample_rate)) &&
-             put(feat, "window_ms", json_real(fc->window_ms)) &&
-             put(feat, "hop_ms", json_real(fc->hop_ms)) &&
-             put(feat, "fft_size", json_integer(fc->fft_size)) &&
-             put(feat, "num_mels", json_integer(fc->num_mels)) &&
-             put(feat, "num_ceps", json_integer(fc->num_ceps)) &&
-             put(feat, "low_hz", json_real(fc->low_hz)) &&
-             put(feat, "high_hz", json_real(fc->high_hz)) &&
-             put(feat, "preemphasis", json_real(fc->preemphasis)) &&
-             put(feat, "energy_floor", json_real(fc->energy_floor)) &&
-             put(feat, "window", json_string(recur_window_name(fc->window)));
-    ok = ok && put(obj, "format", json_integer(RECUR_SPEECH_FORMAT)) &&
+    int ok = alphabet && obj && feat && recur__json_put(feat, "kind", json_string(recur_features_kind_name(fc->kind))) &&
+             recur__json_put(feat, "sample_rate", json_integer(fc->sample_rate)) &&
+             recur__json_put(feat, "window_ms", json_real(fc->window_ms)) &&
+             recur__json_put(feat, "hop_ms", json_real(fc->hop_ms)) &&
+             recur__json_put(feat, "fft_size", json_integer(fc->fft_size)) &&
+             recur__json_put(feat, "num_mels", json_integer(fc->num_mels)) &&
+             recur__json_put(feat, "num_ceps", json_integer(fc->num_ceps)) &&
+             recur__json_put(feat, "low_hz", json_real(fc->low_hz)) &&
+             recur__json_put(feat, "high_hz", json_real(fc->high_hz)) &&
+             recur__json_put(feat, "preemphasis", json_real(fc->preemphasis)) &&
+             recur__json_put(feat, "energy_floor", json_real(fc->energy_floor)) &&
+             recur__json_put(feat, "window", json_string(recur_window_name(fc->window)));
+    ok = ok && recur__json_put(obj, "format", json_integer(RECUR_SPEECH_FORMAT)) &&
          json_object_set(obj, "features", feat) == 0 &&
-         put(obj, "norm", json_string(recur_norm_name(c->norm))) &&
-         put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
-         put(obj, "hidden_size", json_integer(c->hidden_size)) &&
-         put(obj, "num_layers", json_integer(c->num_layers)) &&
-         put(obj, "bidirectional", json_boolean(c->bidirectional)) &&
-         put(obj, "dropout", float_real(c->dropout)) &&
-         put(obj, "subsample", json_integer(c->subsample)) &&
-         put(obj, "subsample_mode", json_string(recur_subsample_name(c->subsample_mode))) &&
-         put(obj, "blank", json_integer(0)) && json_object_set(obj, "alphabet", alphabet) == 0;
+         recur__json_put(obj, "norm", json_string(recur_norm_name(c->norm))) &&
+         recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
+         recur__json_put(obj, "hidden_size", json_integer(c->hidden_size)) &&
+         recur__json_put(obj, "num_layers", json_integer(c->num_layers)) &&
+         recur__json_put(obj, "bidirectional", json_boolean(c->bidirectional)) &&
+         recur__json_put(obj, "dropout", recur__json_float(c->dropout)) &&
+         recur__json_put(obj, "subsample", json_integer(c->subsample)) &&
+         recur__json_put(obj, "subsample_mode", json_string(recur_subsample_name(c->subsample_mode))) &&
+         recur__json_put(obj, "blank", json_integer(0)) && json_object_set(obj, "alphabet", alphabet) == 0;
     json_decref(feat);
     json_decref(alphabet);
     if (!ok) {
