@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel training over MPI on one machine (docs/mpi.md): throughput of
 # `recur train` with 1 process and with 2 ranks (same global batch, and twice
-# the batch), the communication time per step, and the all-reduce cost of the
+# the batch; all-reduce buckets started during the backward pass, after it, or
+# one blocking call), the communication time per step, and the all-reduce cost of the
 # model's gradient alone (test_dist bench). Reports; never decides pass/fail.
 # Usage: bash bench/mpi.sh [BUILD_DIR] [STEPS]   (a build with -DRECUR_MPI=ON)
 # Results are approximate on a shared machine: run it on an idle one.
@@ -45,6 +46,7 @@ echo "|---|---|---|---|---|---|"
 run "1 process, 2 threads" 1 2 32
 run "1 process, 1 thread" 1 1 16
 run "2 ranks x 1 thread" 2 1 16
+run "2 ranks, buckets after backward" 2 1 16 --mpi-overlap 0
 run "2 ranks, one blocking call" 2 1 16 --mpi-bucket 0
 run "1 process, 2 threads, B=64" 1 2 64
 run "2 ranks x 1 thread, B=32" 2 1 32

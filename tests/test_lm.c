@@ -2,8 +2,8 @@
  * (tests/parity/lm.c): the gradient of recur_lm_train_step against central
  * differences with every dropout on (embedding, between layers, output,
  * DropConnect on W_hh), gradients accumulating over steps, the weights
- * unchanged by a step, evaluation ignoring dropout, the carried state, and
- * config errors. */
+ * unchanged by a step, evaluation ignoring dropout, the carried state, the
+ * gradient-ready notifications, and config errors. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -146,6 +146,112 @@ static void carried_state(void)
     recur_lm_free(lm);
 }
 
+/* What the gradient hook saw: every call's `from`, and for each new
+ * `from` a copy of grads[from..n) at that moment. */
+enum { HOOK_MAX = 64, T_LONG = 20 };
+typedef struct hook_log {
+    recur_lm *lm;
+    int calls, reports;
+    size_t from[HOOK_MAX];
+    float *copy[HOOK_MAX];
+} hook_log;
+
+static void record(void *user, size_t from)
+{
+    hook_log *log = user;
+    if (log->calls >= HOOK_MAX)
+        return;
+    log->from[log->calls] = from;
+    log->copy[log->calls] = NULL;
+    if (log->calls == 0 || from != log->from[log->calls - 1]) {
+        const size_t n = recur_lm_size(log->lm) - from;
+        log->copy[log->calls] = malloc((n ? n : 1) * sizeof(float));
+        memcpy(log->copy[log->calls], recur_lm_grads(log->lm) + from, n * sizeof(float));
+        log->reports++;
+    }
+    log->calls++;
+}
+
+/* recur_lm_set_grad_hook: the head, each layer from the top and the
+ * embedding are reported in that order, a reported range never changes
+ * afterwards (bit for bit), progress calls come during the time loops, and
+ * the gradient is the same with and without the hook (weight dropout, whose
+ * W_hh gradient the hook completes layer by layer, included). */
+static void grad_hook_case(float p_weight)
+{
+    recur_lm_config cfg = recur_lm_config_default();
+    cfg.vocab_size = V;
+    cfg.embedding_size = 3;
+    cfg.hidden_size = 6;
+    cfg.num_layers = 3;
+    cfg.dropout = 0.2f;
+    cfg.weight_dropout = p_weight;
+    recur_lm *lm = NULL;
+    CHECK_OK(recur_lm_create(&cfg, &lm));
+    if (!lm)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 8);
+    recur_lm_init(lm, &rng);
+    int32_t tokens[(T_LONG + 1) * B];
+    for (int i = 0; i < (T_LONG + 1) * B; i++)
+        tokens[i] = (int32_t)(recur_rng_next(&rng) % V);
+    const size_t n = recur_lm_size(lm);
+    float *plain = malloc(n * sizeof(float)), *params = malloc(n * sizeof(float));
+    memcpy(params, recur_lm_params(lm), n * sizeof(float));
+
+    recur_lm_zero_grad(lm);
+    double loss_plain = NAN, loss_hooked = NAN;
+    recur_rng_seed(&rng, 3);
+    CHECK_OK(recur_lm_train_step(lm, tokens, T_LONG, B, NULL, NULL, &rng, &loss_plain));
+    memcpy(plain, recur_lm_grads(lm), n * sizeof(float));
+
+    hook_log log = {.lm = lm};
+    recur_lm_set_grad_hook(lm, record, &log);
+    recur_lm_zero_grad(lm);
+    recur_rng_seed(&rng, 3);
+    CHECK_OK(recur_lm_train_step(lm, tokens, T_LONG, B, NULL, NULL, &rng, &loss_hooked));
+    CHECK(loss_hooked == loss_plain);
+    CHECK(memcmp(plain, recur_lm_grads(lm), n * sizeof(float)) == 0);
+    CHECK(memcmp(params, recur_lm_params(lm), n * sizeof(float)) == 0);
+
+    /* the reported offsets: head, layers 2, 1, 0, embedding */
+    const char *names[] = {"head.weight", "rnn.weight_ih_l2", "rnn.weight_ih_l1",
+                           "rnn.weight_ih_l0"};
+    size_t want[5];
+    for (int k = 0; k < 4; k++)
+        want[k] = recur_lm_tensor_find(lm, names[k])->offset;
+    want[4] = 0;
+    CHECK_MSG(log.reports == 5, "%d reports", log.reports);
+    int r = 0, progress = 0;
+    for (int k = 0; k < log.calls; k++) {
+        if (!log.copy[k]) {
+            progress++;
+            continue;
+        }
+        if (r < 5)
+            CHECK_MSG(log.from[k] == want[r], "report %d: from %zu, want %zu", r, log.from[k],
+                      want[r]);
+        /* final when reported: equal to the end result bit for bit */
+        CHECK_MSG(memcmp(log.copy[k], recur_lm_grads(lm) + log.from[k],
+                         (n - log.from[k]) * sizeof(float)) == 0,
+                  "grads[%zu..) changed after they were reported", log.from[k]);
+        r++;
+    }
+    /* 3 layers x steps s = 16, 8, 0 of each time loop */
+    CHECK_MSG(progress == 9, "%d progress calls", progress);
+    for (int k = 0; k < log.calls; k++)
+        free(log.copy[k]);
+
+    /* removed: no more calls */
+    const int calls = log.calls;
+    recur_lm_set_grad_hook(lm, NULL, NULL);
+    CHECK_OK(recur_lm_train_step(lm, tokens, T_LONG, B, NULL, NULL, &rng, &loss_hooked));
+    CHECK(log.calls == calls);
+    free(plain), free(params);
+    recur_lm_free(lm);
+}
+
 static void config_errors(void)
 {
     recur_lm_config cfg = recur_lm_config_default();
@@ -182,6 +288,8 @@ int main(void)
         gradient_case(cells[k], 0.2f, 0.3f, 0.3f, 0.4f);
     }
     carried_state();
+    grad_hook_case(0.0f);
+    grad_hook_case(0.5f);
     config_errors();
     CHECK_DONE();
 }

@@ -195,21 +195,27 @@ static double max_diff(const float *a, const float *b, size_t n)
 
 /* ---- the tests ------------------------------------------------------------ */
 
-/* 2 ranks with batch 4 == 1 process with batch 8. */
-static void test_parity(void)
+/* 2 ranks with batch 4 == 1 process with batch 8. `wd`: the
+ * --weight-dropout of both; x1..x4: options of the MPI run alone (NULL ends
+ * them). */
+static void test_parity(const char *single_tag, const char *tag, const char *wd, const char *x1,
+                        const char *x2, const char *x3, const char *x4)
 {
-    const char *single = path_of("single"), *ranks2 = path_of("ranks2");
-    CHECK_EXIT(run_np("single", 0, ARGS(TINY, "--batch", "8", "--steps", "6", "--val-every",
-                                        "3", "--out", single)), 0);
-    CHECK_EXIT(run_np("ranks2", 2, ARGS(TINY, "--batch", "4", "--steps", "6", "--val-every",
-                                        "3", "--out", ranks2)), 0);
+    const char *single = path_of(single_tag), *ranks2 = path_of(tag);
+    if (access(single, F_OK) != 0)
+        CHECK_EXIT(run_np(single_tag, 0, ARGS(TINY, "--batch", "8", "--steps", "6",
+                                              "--val-every", "3", "--weight-dropout", wd,
+                                              "--out", single)), 0);
+    CHECK_EXIT(run_np(tag, 2, ARGS(TINY, "--batch", "4", "--steps", "6", "--val-every", "3",
+                                   "--weight-dropout", wd, "--out", ranks2, x1, x2, x3, x4)),
+               0);
     CHECK_STDERR_MENTIONS("batch 4 on each of 2 ranks");
     CHECK_STDERR_MENTIONS("ms communication (rank 0)");
 
     long steps_a[16], steps_b[16];
     double train_a[16], train_b[16], val_a[16], val_b[16];
-    int rows_a = read_losses("single", steps_a, train_a, val_a, 16);
-    int rows_b = read_losses("ranks2", steps_b, train_b, val_b, 16);
+    int rows_a = read_losses(single_tag, steps_a, train_a, val_a, 16);
+    int rows_b = read_losses(tag, steps_b, train_b, val_b, 16);
     CHECK(rows_a == 6 && rows_b == 6);
     for (int i = 0; i < rows_a && i < rows_b; i++) {
         CHECK(steps_a[i] == steps_b[i]);
@@ -221,7 +227,7 @@ static void test_parity(void)
     CHECK(rows_a > 3 && train_a[rows_a - 1] < train_a[0]); /* it learns */
 
     loaded a, b;
-    if (load("single", &a) || load("ranks2", &b))
+    if (load(single_tag, &a) || load(tag, &b))
         return;
     const size_t n = recur_lm_size(a.lm);
     CHECK(n == recur_lm_size(b.lm));
@@ -630,7 +636,15 @@ int main(int argc, char **argv)
     } else {
         CHECK(run_np("help", 0, ARGS("train", "--help")) == 0 &&
               contains(last_out, "--mpi-timeout"));
-        test_parity();
+        /* 4 MB buckets (one here), started during the backward pass */
+        test_parity("single", "ranks2", "0", NULL, NULL, NULL, NULL);
+        /* buckets of 262 floats, many started during the backward pass,
+         * or all after it */
+        test_parity("single", "ranks2-buckets", "0", "--mpi-bucket", "0.001", NULL, NULL);
+        test_parity("single", "ranks2-after", "0", "--mpi-bucket", "0.001", "--mpi-overlap", "0");
+        /* DropConnect: the same masks on every rank; its W_hh gradient is
+         * completed layer by layer for the early buckets */
+        test_parity("single-wd", "ranks2-wd", "0.3", "--mpi-bucket", "0.001", NULL, NULL);
         test_parity_commands();
         test_resume();
         test_agreement();

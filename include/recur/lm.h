@@ -69,6 +69,17 @@ RECUR_API int recur_lm_train_step(recur_lm *lm, const int32_t *tokens, int T, in
 RECUR_API int recur_lm_evaluate(recur_lm *lm, const int32_t *tokens, int T, int B, float *h,
                                 float *c, double *loss);
 
+/* Gradient-ready notifications during recur_lm_train_step, for
+ * overlapping a data-parallel all-reduce with the backward pass:
+ * hook(user, from) each time recur_lm_grads()[from .. size) became final
+ * (from decreasing: the head, then each recurrent layer from the top, then
+ * 0 with the embedding), and hook(user, from) with an unchanged `from`
+ * every few steps of the recurrent backward time loops (a chance to
+ * progress communication in flight). Called on the thread that called
+ * recur_lm_train_step; the hook must not touch the model. NULL removes it. */
+typedef void (*recur_lm_grad_hook)(void *user, size_t from);
+RECUR_API void recur_lm_set_grad_hook(recur_lm *lm, recur_lm_grad_hook hook, void *user);
+
 /* Streaming generation: feeds one token per sequence and returns the logits
  * of the next one. The sampler owns its state; the model must outlive it. */
 typedef struct recur_lm_sampler recur_lm_sampler;

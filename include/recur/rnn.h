@@ -140,6 +140,18 @@ typedef struct recur_rnn_grad_out {
 RECUR_API int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
                                  const recur_rnn_grad_out *grad_out);
 
+/* Gradient-ready notifications, for overlapping communication (a
+ * data-parallel all-reduce) with the backward pass. During
+ * recur_rnn_backward, on the calling thread:
+ *   - hook(user, l) once layer l's parameter gradients are final, for
+ *     l = L-1 down to 0 (all directions of the layer; nothing in the
+ *     backward writes them again);
+ *   - hook(user, -1) every few steps of each backward time loop: nothing
+ *     new is final, a chance to progress communication in flight.
+ * The hook must not touch the stack. NULL removes it. */
+typedef void (*recur_rnn_grad_hook)(void *user, int layer);
+RECUR_API void recur_rnn_set_grad_hook(recur_rnn *rnn, recur_rnn_grad_hook hook, void *user);
+
 /* Streaming inference: one step at a time with carried state, no allocation
  * per step. Unidirectional stacks only (RECUR_E_UNSUPPORTED otherwise).
  * The stream packs a copy of the weights at creation into the layout of its

@@ -64,6 +64,7 @@ void dist_slice_layers(const float *all, size_t layers, size_t per_layer, float 
 /* The MPI options and their defaults. */
 static double bucket_mb = 4.0;
 static double timeout_s = 300.0;
+static int overlap = 1;
 
 static int set_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int set_error(int code, const char *fmt, ...)
@@ -82,6 +83,7 @@ static struct {
     char host[MPI_MAX_PROCESSOR_NAME];
     MPI_Comm comm;
     /* the all-reduce in flight (dist_reduce_begin .. end) */
+    int open; /* dist_reduce_begin was called, dist_reduce_end not yet */
     float *grads;
     size_t n, bucket, next_hi; /* buckets [lo, next_hi) are started from the end down */
     MPI_Request *requests;
@@ -207,6 +209,9 @@ int dist_add_options(cli_option *table, int capacity)
         {"mpi-bucket", CLI_DOUBLE, &bucket_mb, "MB", "MPI: gradients are averaged in "
          "non-blocking all-reduces of MB megabytes each, last layers first (0: one blocking "
          "all-reduce)", 0, 1e6, NULL, NULL, 0, 0},
+        {"mpi-overlap", CLI_INT, &overlap, "0|1", "MPI: start each bucket's all-reduce during "
+         "the backward pass as soon as its gradients are final, where the model reports them "
+         "(recur train); 0: after the backward pass", 0, 1, NULL, NULL, 0, 0},
         {"mpi-timeout", CLI_DOUBLE, &timeout_s, "SECONDS", "MPI: end the job when the other "
          "ranks do not answer for this long (0: wait forever)", 0, 1e9, NULL, NULL, 0, 0},
     };
@@ -294,8 +299,19 @@ static int start_range(size_t lo, size_t hi)
     return DIST_OK;
 }
 
+int dist_overlap(void)
+{
+    return d.size > 1 && overlap && bucket_mb > 0;
+}
+
+static int reduce_open(void)
+{
+    return d.open;
+}
+
 int dist_reduce_begin(float *grads, size_t n)
 {
+    d.open = 1;
     d.grads = grads;
     d.n = n;
     d.next_hi = n;
@@ -306,7 +322,9 @@ int dist_reduce_begin(float *grads, size_t n)
 
 int dist_reduce_ready(size_t from)
 {
-    if (d.size <= 1 || d.bucket == 0)
+    if (d.broken)
+        return DIST_LOST; /* the message is already set */
+    if (d.size <= 1 || d.bucket == 0 || !d.open)
         return DIST_OK;
     while (d.next_hi > 0) {
         size_t lo = d.next_hi > d.bucket ? d.next_hi - d.bucket : 0;
@@ -328,6 +346,10 @@ int dist_reduce_end(double *extra, int extra_count)
 {
     if (d.size <= 1)
         return DIST_OK;
+    if (d.broken) {
+        d.open = 0;
+        return DIST_LOST; /* a notification during the backward pass failed */
+    }
     if (d.bucket == 0) {
         /* one blocking call: Open MPI's tuned all-reduce, no timeout inside */
         const double start = now();
@@ -341,9 +363,12 @@ int dist_reduce_end(double *extra, int extra_count)
         }
         comm_seconds += now() - start;
     } else {
-        if (dist_reduce_ready(0))
+        int rc = dist_reduce_ready(0);
+        d.open = 0;
+        if (rc)
             return DIST_LOST;
     }
+    d.open = 0;
     if (extra_count > 0) {
         MPI_Request *request = NULL;
         if (add_request(&request))
@@ -445,6 +470,16 @@ int dist_check_same(int64_t value, const char *what)
     return DIST_OK;
 }
 
+int dist_overlap(void)
+{
+    return 0;
+}
+
+static int reduce_open(void)
+{
+    return 0;
+}
+
 int dist_reduce_begin(float *grads, size_t n)
 {
     (void)grads;
@@ -484,7 +519,9 @@ int dist_step_end(const char *cmd, float *grads, size_t n, int *status, double *
     /* summed over the ranks: loss, items, NaN steps, failed steps, the two stop bits */
     double extra[6] = {own_bad || own_failed ? 0.0 : *loss, *items, own_bad, own_failed,
                        (double)(local_stop & 1), (double)((local_stop >> 1) & 1)};
-    if (dist_reduce_begin(grads, n) || dist_reduce_end(extra, 6))
+    /* the trainer may have begun it before the step, for a model that
+     * reports its gradients during the backward pass */
+    if ((!reduce_open() && dist_reduce_begin(grads, n)) || dist_reduce_end(extra, 6))
         return DIST_LOST;
     step_count++;
     *stop = (extra[4] > 0 ? 1 : 0) | (extra[5] > 0 ? 2 : 0);

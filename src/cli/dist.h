@@ -63,7 +63,7 @@ int dist_active(void);
  * on its machine (at least 1). */
 int dist_default_threads(void);
 
-/* The MPI options (--mpi-bucket, --mpi-timeout) as option-table entries,
+/* The MPI options (--mpi-bucket, --mpi-overlap, --mpi-timeout) as option-table entries,
  * written to table[0..capacity); returns how many (0 without MPI), or -1
  * when capacity is too small. */
 int dist_add_options(cli_option *table, int capacity);
@@ -99,6 +99,11 @@ int dist_step_end(const char *cmd, float *grads, size_t n, int *status, double *
  * the rank count). `extra` [extra_count] doubles are summed alongside (NULL,
  * 0: none). */
 int dist_reduce_begin(float *grads, size_t n);
+/* 1 when buckets should be started during the backward pass (MPI with
+ * more than one rank, --mpi-overlap 1, --mpi-bucket > 0): the trainer then
+ * begins the all-reduce before task.step, the command has its model call
+ * dist_reduce_ready as gradients become final, and dist_step_end ends it. */
+int dist_overlap(void);
 int dist_reduce_ready(size_t from);
 int dist_reduce_end(double *extra, int extra_count);
 

@@ -78,6 +78,14 @@ static void reset_state(void *ctx)
         memset(r->c, 0, r->state_size * sizeof *r->c);
 }
 
+/* MPI: the model's gradients from `from` on are final; start their
+ * all-reduce buckets (a failure resurfaces in the trainer's dist_step_end). */
+static void grads_ready(void *user, size_t from)
+{
+    (void)user;
+    (void)dist_reduce_ready(from);
+}
+
 /* trainer_task.step: the gradient of the next chunk's mean loss. */
 static int lm_step(void *ctx, recur_rng *rng, double *loss, double *items)
 {
@@ -268,6 +276,8 @@ static int make_model(const char *cmd, lm_run *r)
         return cli_fail(cmd, "", "out of memory");
     /* MPI: room for every rank's state; this rank resumes its own streams */
     const size_t L = (size_t)cfg->num_layers, per_layer = r->state_size / L;
+    if (dist_overlap())
+        recur_lm_set_grad_hook(r->lm, grads_ready, NULL);
     if (dist_active()) {
         r->h_all = calloc(r->state_size * (size_t)dist_size(), sizeof *r->h_all);
         r->c_all = r->c ? calloc(r->state_size * (size_t)dist_size(), sizeof *r->c_all) : NULL;

@@ -803,6 +803,8 @@ static int train_loop(trainer *t)
         const float lr = recur_schedule_lr(&t->schedule, (float)o->lr, t->step);
         const double t0 = cli_now();
         double loss = NAN, items = 0;
+        if (mpi && dist_overlap())
+            dist_reduce_begin(grads, n_params); /* MPI: buckets start during the backward */
         int status = task->step(task->ctx, &t->rng, &loss, &items);
         t->step++;
         /* MPI: average the gradients over the ranks (before clipping), with

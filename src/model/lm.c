@@ -40,6 +40,12 @@ struct recur_lm {
     size_t hh_count;  /* floats in all W_hh together: L * G*H * H */
     float *hh_mask, *hh_saved, *hh_grad_saved; /* [hh_count] */
     float *hn, *cn; /* [L, B, H] */
+    /* gradient-ready notifications (recur_lm_set_grad_hook) */
+    recur_lm_grad_hook grad_hook;
+    void *grad_hook_user;
+    size_t grad_from;   /* grads[grad_from..size) are final in this backward */
+    bool hh_dropped;    /* inside a weight-dropout step: W_hh masked */
+    int hh_restored_from; /* layers >= this already restored (L: none) */
 };
 
 recur_lm_config recur_lm_config_default(void)
@@ -325,19 +331,53 @@ static void hh_drop(recur_lm *lm, recur_rng *rng)
     }
 }
 
-/* After the backward (or a failure): the weights back, and their gradient
- * = the gradient so far + (gradient of the masked weights) * mask when
- * `add` (else the gradient so far alone). */
-static void hh_restore(recur_lm *lm, bool add)
+/* After layer l's backward (or a failure): its weights back, and their
+ * gradient = the gradient so far + (gradient of the masked weights) * mask
+ * when `add` (else the gradient so far alone). */
+static void hh_restore_layer(recur_lm *lm, int l, bool add)
 {
     const size_t per_layer = lm->hh_count / (size_t)lm->config.num_layers;
-    for (int l = 0; l < lm->config.num_layers; l++) {
-        float *w = hh_weights(lm, lm->params, l), *g = hh_weights(lm, lm->grads, l);
-        const size_t at = (size_t)l * per_layer;
-        memcpy(w, lm->hh_saved + at, per_layer * sizeof(float));
-        for (size_t i = 0; i < per_layer; i++)
-            g[i] = lm->hh_grad_saved[at + i] + (add ? g[i] * lm->hh_mask[at + i] : 0.0f);
+    float *w = hh_weights(lm, lm->params, l), *g = hh_weights(lm, lm->grads, l);
+    const size_t at = (size_t)l * per_layer;
+    memcpy(w, lm->hh_saved + at, per_layer * sizeof(float));
+    for (size_t i = 0; i < per_layer; i++)
+        g[i] = lm->hh_grad_saved[at + i] + (add ? g[i] * lm->hh_mask[at + i] : 0.0f);
+}
+
+/* Tells the hook that grads[from..size) are final (from == grad_from:
+ * nothing new, a progress call). */
+static void report(recur_lm *lm, size_t from)
+{
+    lm->grad_from = from;
+    if (lm->grad_hook)
+        lm->grad_hook(lm->grad_hook_user, from);
+}
+
+/* The recurrent stack's notifications: layer l done (its W_hh gradient
+ * is completed first under weight dropout), or -1 for progress. */
+static void on_rnn_grads(void *user, int layer)
+{
+    recur_lm *lm = user;
+    if (layer < 0) {
+        report(lm, lm->grad_from);
+        return;
     }
+    if (lm->hh_dropped) {
+        hh_restore_layer(lm, layer, true);
+        lm->hh_restored_from = layer;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "rnn.weight_ih_l%d", layer);
+    report(lm, recur_lm_tensor_find(lm, name)->offset);
+}
+
+void recur_lm_set_grad_hook(recur_lm *lm, recur_lm_grad_hook hook, void *user)
+{
+    if (!lm)
+        return;
+    lm->grad_hook = hook;
+    lm->grad_hook_user = hook ? user : NULL;
+    recur_rnn_set_grad_hook(lm->rnn, hook ? on_rnn_grads : NULL, lm);
 }
 
 static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *h, float *c,
@@ -351,8 +391,13 @@ int recur_lm_train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float
     if (!rng)
         return recur__error(RECUR_E_INVALID, "lm: dropout in training needs an rng");
     hh_drop(lm, rng);
+    lm->hh_dropped = true;
+    lm->hh_restored_from = lm->config.num_layers;
     int status = train_step(lm, tokens, T, B, h, c, rng, loss);
-    hh_restore(lm, status == RECUR_OK);
+    /* the layers the hook has not completed yet */
+    for (int l = 0; l < lm->hh_restored_from; l++)
+        hh_restore_layer(lm, l, status == RECUR_OK);
+    lm->hh_dropped = false;
     return status;
 }
 
@@ -360,6 +405,7 @@ int recur_lm_train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float
 static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *h, float *c,
                       recur_rng *rng, double *loss)
 {
+    lm->grad_from = lm->size;
     int status = lm_forward(lm, RECUR_MODE_TRAIN, tokens, T, B, h, c, rng, loss);
     if (status)
         return status;
@@ -369,6 +415,7 @@ static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *
     /* lm->logits now holds dloss/dlogits */
     recur_linear_backward(lm->head_weight, V, H, lm->y, rows, lm->logits, lm->d_head_weight,
                           lm->d_head_bias, lm->dy);
+    report(lm, (size_t)(lm->head_weight - lm->params));
     if (lm->config.output_dropout > 0.0f)
         for (size_t i = 0; i < rows * H; i++)
             lm->dy[i] *= lm->ymask[i];
@@ -380,6 +427,7 @@ static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *
         for (size_t i = 0; i < rows * E; i++)
             lm->demb[i] *= lm->emask[i];
     recur_embedding_backward(lm->d_embedding, E, tokens, rows, lm->demb);
+    report(lm, 0);
     return RECUR_OK;
 }
 

@@ -75,6 +75,8 @@ struct recur_rnn {
     /* the step kernels in use: the cell's vectorized or reference pair */
     void (*step_forward)(const cell_forward_args *a);
     void (*step_backward)(const cell_backward_args *a);
+    recur_rnn_grad_hook grad_hook; /* gradient-ready notifications, or NULL */
+    void *grad_hook_user;
 };
 
 void recur__rnn_use_reference(recur_rnn *rnn, bool reference)
@@ -760,6 +762,9 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
             if (nj > 0)
                 recur_gemm(false, false, B, nj, GH, 1.0f, dgh + t * BGH, GH, p.w_hh + j0, H, 1.0f,
                            rnn->dh_run + j0, H);
+            /* every 8 steps, on the calling thread: progress communication */
+            if (rnn->grad_hook && (s & 7) == 0 && recur__thread_index() == 0)
+                rnn->grad_hook(rnn->grad_hook_user, -1);
         }
     }
     if (dh0)
@@ -811,6 +816,8 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
                                grad_out->dh0 ? grad_out->dh0 + k * BH : NULL,
                                grad_out->dc0 ? grad_out->dc0 + k * BH : NULL);
         }
+        if (rnn->grad_hook)
+            rnn->grad_hook(rnn->grad_hook_user, l); /* layer l's gradients are final */
         if (l > 0) {
             /* the layer below's output gradient, through the dropout mask */
             const float *mask = rnn->has_dropout_masks ? rnn->layers[l - 1].mask : NULL;
@@ -821,6 +828,14 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
     if (grad_out->dx)
         copy_swapped(grad_out->dx, rnn->din_buf, T, B, (size_t)c->input_size, rnn->batch_first);
     return RECUR_OK;
+}
+
+void recur_rnn_set_grad_hook(recur_rnn *rnn, recur_rnn_grad_hook hook, void *user)
+{
+    if (!rnn)
+        return;
+    rnn->grad_hook = hook;
+    rnn->grad_hook_user = hook ? user : NULL;
 }
 
 /* ---- internal accessors for stream.c ----------------------------------- */

@@ -73,6 +73,21 @@ static void check_step_end(void)
     CHECK(stop == (size > 1 ? 2 : 0));
     CHECK_NEAR(g[4], (size - 1) / 2.0, 1e-6);
 
+    /* begun before the step (the trainer with --mpi-overlap), part of it
+     * reported during the "backward pass", ended by dist_step_end */
+    set_option("mpi-bucket", "0.000004"); /* one float per bucket */
+    CHECK(dist_overlap() == 1);
+    float h[5] = {1, 2, 3, 4, (float)rank};
+    CHECK(dist_reduce_begin(h, 5) == DIST_OK);
+    CHECK(dist_reduce_ready(3) == DIST_OK);
+    CHECK(dist_step_end("test", h, 5, &status, &loss, &items, 0, &stop) == DIST_OK);
+    CHECK_NEAR(h[0], 1.0, 0);
+    CHECK_NEAR(h[4], (size - 1) / 2.0, 1e-6);
+    set_option("mpi-overlap", "0");
+    CHECK(dist_overlap() == 0);
+    set_option("mpi-overlap", "1");
+    set_option("mpi-bucket", "4");
+
     /* a NaN loss on rank 1 is a NaN step everywhere */
     status = rank == 1 ? RECUR_E_NUMERIC : RECUR_OK;
     loss = rank == 1 ? NAN : 1.0;
@@ -90,7 +105,7 @@ static void check_step_end(void)
     } else {
         CHECK(rc == DIST_PEER_FAILED);
     }
-    CHECK(dist_steps() == 3);
+    CHECK(dist_steps() == 4);
 }
 
 static void check_gather(void)
@@ -178,7 +193,7 @@ int main(int argc, char **argv)
         return 1;
     int count = dist_add_options(options, 7);
     options[count > 0 ? count : 0] = (cli_option)CLI_END;
-    CHECK(count == 2);
+    CHECK(count == 3); /* --mpi-bucket, --mpi-overlap, --mpi-timeout */
     if (argc >= 3 && strcmp(argv[1], "bench") == 0) {
         int rc = bench((size_t)atoll(argv[2]), argc >= 4 ? atoi(argv[3]) : 20);
         dist_finish(1);
