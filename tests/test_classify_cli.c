@@ -6,8 +6,9 @@
  * metrics rows, bit-identical weights, optimizer moments and RNG); predict
  * (TSV and --json, plain-text input, an unknown label named with its line);
  * eval with --folds and --json (the model learns the task, the baseline is
- * reported); numeric .ts sequences with --test and a malformed file; and
- * pretraining from a `recur train` character language model. */
+ * reported); numeric .ts sequences with --test and a malformed file;
+ * ensembles (--ensemble, --model on several checkpoints); and pretraining
+ * from a `recur train` character language model. */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <math.h>
@@ -290,6 +291,86 @@ static void test_sequences(void)
     CHECK_STDERR_MENTIONS("bad.ts:4: channel 2 has 2 values, channel 1 has 3");
 }
 
+/* The class probabilities of `predict` (TSV) into p[row * 2 + k]; rows read. */
+static int read_probs(const char *path, double *p, int max)
+{
+    char *text = read_all(path);
+    int rows = 0;
+    char *save = NULL;
+    for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line && rows < max;
+         line = strtok_r(NULL, "\n", &save)) {
+        long number;
+        char label[32];
+        double a, b;
+        if (sscanf(line, "%ld\t%31s\t%lf\t%lf", &number, label, &a, &b) == 4) {
+            p[2 * rows] = a;
+            p[2 * rows + 1] = b;
+            rows++;
+        }
+    }
+    free(text);
+    return rows;
+}
+
+/* --ensemble: members with their own seeds and folders; predict and eval
+ * --model on a folder, a list or one checkpoint; the ensemble's
+ * probabilities are the mean of its members'; bad ensembles are refused. */
+static void test_ensemble(void)
+{
+    const char *data = path_of("s.tsv"), *dir = path_of("ens");
+    CHECK_EXIT(run("ens_train", "classify", "train", "--data", data, TINY, "--steps", "12",
+                   "--val-every", "6", "--ensemble", "2", "--out", dir, NULL), 0);
+    CHECK_STDERR_MENTIONS("member 2/2");
+    CHECK_STDERR_MENTIONS("predict with --model");
+    struct stat info;
+    CHECK(stat(path_of("ens/member-1/best.safetensors"), &info) == 0);
+    CHECK(stat(path_of("ens/member-2/best.safetensors"), &info) == 0);
+    CHECK(stat(path_of("ens/member-3"), &info) != 0);
+
+    enum { ROWS = 90 };
+    static double p1[2 * ROWS], p2[2 * ROWS], pe[2 * ROWS], pl[2 * ROWS];
+    const char *m1 = path_of("ens/member-1/best.safetensors");
+    CHECK_EXIT(run("ens_p1", "classify", "predict", "--model", m1, "--data", data, NULL), 0);
+    int r1 = read_probs(last_out, p1, ROWS);
+    char m2[700];
+    snprintf(m2, sizeof m2, "%s", path_of("ens/member-2/best.safetensors"));
+    CHECK_EXIT(run("ens_p2", "classify", "predict", "--model", m2, "--data", data, NULL), 0);
+    int r2 = read_probs(last_out, p2, ROWS);
+    CHECK_EXIT(run("ens_pe", "classify", "predict", "--model", dir, "--data", data, NULL), 0);
+    CHECK_STDERR_MENTIONS("the members' mean probabilities");
+    int re = read_probs(last_out, pe, ROWS);
+    char list[1500];
+    snprintf(list, sizeof list, "%s,%s", m1, m2);
+    CHECK_EXIT(run("ens_pl", "classify", "predict", "--model", list, "--data", data, NULL), 0);
+    int rl = read_probs(last_out, pl, ROWS);
+    CHECK_MSG(r1 == ROWS && r2 == ROWS && re == ROWS && rl == ROWS, "rows %d %d %d %d", r1, r2,
+              re, rl);
+    double worst = 0, apart = 0;
+    for (int i = 0; i < 2 * ROWS; i++) {
+        worst = fmax(worst, fabs(pe[i] - (p1[i] + p2[i]) / 2));
+        worst = fmax(worst, fabs(pl[i] - pe[i]));
+        apart = fmax(apart, fabs(p1[i] - p2[i]));
+    }
+    CHECK_MSG(worst <= 1.5e-6, "ensemble probabilities off the members' mean by %.3g", worst);
+    CHECK_MSG(apart > 1e-3, "the two members agree to %.3g: not different seeds", apart);
+
+    CHECK_EXIT(run("ens_eval", "classify", "eval", "--model", dir, "--test", data, NULL), 0);
+    CHECK_STDOUT_MENTIONS("an ensemble of trained models");
+    CHECK_EXIT(run("ens_folds", "classify", "eval", "--data", data, TINY, "--folds", "2",
+                   "--epochs", "1", "--ensemble", "2", "--out", path_of("ens_cv"), NULL), 0);
+    CHECK_STDERR_MENTIONS("fold 2/2, member 2/2");
+    CHECK(stat(path_of("ens_cv/fold-2/member-2/latest.safetensors"), &info) == 0);
+
+    /* refused: a folder without checkpoints, members of different kinds */
+    mkdir(path_of("empty"), 0755);
+    CHECK_EXIT(run("ens_empty", "classify", "predict", "--model", path_of("empty"), "--data",
+                   data, NULL), 1);
+    CHECK_STDERR_MENTIONS("holds no checkpoint");
+    snprintf(list, sizeof list, "%s,%s", m1, path_of("ts/latest.safetensors"));
+    CHECK_EXIT(run("ens_mixed", "classify", "predict", "--model", list, "--data", data, NULL), 1);
+    CHECK_STDERR_MENTIONS("classify different inputs or into different classes");
+}
+
 static void test_pretrained(void)
 {
     /* a character language model on the sentences, then a classifier from it */
@@ -329,6 +410,7 @@ int main(int argc, char **argv)
     test_train_resume_predict();
     test_eval();
     test_sequences();
+    test_ensemble();
     test_pretrained();
     cli_end("classify_cli");
     CHECK_DONE();

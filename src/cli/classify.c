@@ -52,7 +52,7 @@ static const char *const lowercase_choices[] = {"auto", "yes", "no", NULL};
 typedef struct cls_opts {
     const char *data, *test, *model, *label_col, *text_col, *tokens, *lowercase, *pretrained;
     const char *cell, *pool;
-    int min_count, max_vocab, embed, hidden, layers, directions, batch, folds, json;
+    int min_count, max_vocab, embed, hidden, layers, directions, batch, folds, json, ensemble;
     int no_baseline, use_dtw;
     double dropout, rnn_dropout, embed_dropout, val_fraction;
 } cls_opts;
@@ -814,7 +814,7 @@ static void defaults(cls_opts *o, trainer_options *to)
                     .text_col = "text", .tokens = "word", .lowercase = "auto",
                     .pretrained = NULL, .cell = NULL, .pool = "max", .min_count = 2,
                     .max_vocab = 0, .embed = 128, .hidden = 64, .layers = 1, .directions = 2,
-                    .batch = 32, .folds = 0, .json = 0, .no_baseline = 0, .use_dtw = -1,
+                    .batch = 32, .folds = 0, .json = 0, .ensemble = 1, .no_baseline = 0, .use_dtw = -1,
                     .dropout = 0.5, .rnn_dropout = 0, .embed_dropout = NAN,
                     .val_fraction = 0.1};
     trainer_options_default(to);
@@ -901,6 +901,9 @@ static int data_and_model_options(cli_option *t, cls_opts *o)
          1 << 16, NULL, NULL, FROZEN, 0},
         {"val-fraction", CLI_DOUBLE, &o->val_fraction, "F", "stratified share of the training "
          "data held out for validation (0: none)", 0, 0.9, NULL, NULL, FROZEN, 0},
+        {"ensemble", CLI_INT, &o->ensemble, "M", "train M models (seeds --seed, --seed + 1, "
+         "...; in DIR/member-1 .. DIR/member-M) whose class probabilities are averaged", 1, 100,
+         NULL, NULL, 0, 0},
     };
     const int n = (int)(sizeof entries / sizeof entries[0]);
     memcpy(t, entries, sizeof entries);
@@ -968,12 +971,189 @@ static int cmd_classify_train(int argc, char **argv)
         for (size_t i = 0; pool && i < c.N; i++)
             pool[i] = i;
     }
-    if (!rc)
+    const char *dir = to.out ? to.out : out_dir;
+    const int64_t seed = to.seed;
+    for (int m = 0; !rc && m < o.ensemble; m++) {
+        char member_dir[4300], what[64];
+        snprintf(member_dir, sizeof member_dir, "%s/member-%d", dir, m + 1);
+        snprintf(what, sizeof what, "member %d/%d", m + 1, o.ensemble);
+        to.seed = seed + m;
         rc = run_training(cmd, options, &o, &to, argc, argv, &c, pool, c.N,
-                          to.out ? to.out : out_dir, NULL, 1, &r);
+                          o.ensemble > 1 ? member_dir : dir, o.ensemble > 1 ? what : NULL,
+                          o.ensemble == 1, &r);
+        run_free(&r);
+    }
+    if (!rc && o.ensemble > 1 && dist_is_main())
+        fprintf(stderr, "recur %s: %d members in %s/member-*; predict with --model %s\n", cmd,
+                o.ensemble, dir, dir);
     free(pool);
-    run_free(&r);
     corpus_free(&c);
+    return rc;
+}
+
+/* ---- ensembles: several trained models whose probabilities are averaged -------------- */
+
+typedef struct ensemble {
+    int count;
+    recur_classifier **m;
+    recur_tokenizer **tok;
+    char **paths;
+} ensemble;
+
+static void ensemble_free(ensemble *e)
+{
+    for (int i = 0; i < e->count; i++) {
+        recur_classifier_free(e->m[i]);
+        recur_tokenizer_free(e->tok[i]);
+        free(e->paths[i]);
+    }
+    free(e->m);
+    free(e->tok);
+    free(e->paths);
+    memset(e, 0, sizeof *e);
+}
+
+static int is_directory(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The checkpoint of a run folder: best.safetensors, else latest. */
+static char *run_checkpoint(const char *dir)
+{
+    static const char *const names[] = {"best", "latest"};
+    for (int i = 0; i < 2; i++) {
+        char path[4400];
+        int n = snprintf(path, sizeof path, "%s/%s.safetensors", dir, names[i]);
+        if (n > 0 && (size_t)n < sizeof path && file_exists(path))
+            return strdup(path);
+    }
+    return NULL;
+}
+
+static int ensemble_add_path(ensemble *e, char *path)
+{
+    char **grown = realloc(e->paths, (size_t)(e->count + 1) * sizeof *grown);
+    if (!grown) {
+        free(path);
+        return -1;
+    }
+    e->paths = grown;
+    e->paths[e->count++] = path;
+    return 0;
+}
+
+/* Loads the models of `spec`: checkpoints and run folders separated by
+ * commas; a folder stands for its best.safetensors (else latest), or, when
+ * it has none, for the members member-1, member-2, ... that `--ensemble`
+ * wrote in it. Every member must classify the same input into the same
+ * classes, in the same order. */
+static int ensemble_load(const char *cmd, const char *spec, ensemble *e)
+{
+    memset(e, 0, sizeof *e);
+    char *copy = strdup(spec);
+    if (!copy)
+        return cli_fail(cmd, "", "out of memory");
+    int rc = CLI_OK;
+    for (char *save = NULL, *item = strtok_r(copy, ",", &save); !rc && item;
+         item = strtok_r(NULL, ",", &save)) {
+        if (!is_directory(item)) {
+            char *path = strdup(item);
+            if (!path || ensemble_add_path(e, path))
+                rc = cli_fail(cmd, "", "out of memory");
+            continue;
+        }
+        char *path = run_checkpoint(item);
+        if (path) {
+            if (ensemble_add_path(e, path))
+                rc = cli_fail(cmd, "", "out of memory");
+            continue;
+        }
+        int members = 0;
+        for (int k = 1; !rc; k++) {
+            char dir[4200];
+            snprintf(dir, sizeof dir, "%s/member-%d", item, k);
+            if (!is_directory(dir))
+                break;
+            if (!(path = run_checkpoint(dir)))
+                rc = cli_fail(cmd, "", "%s holds no checkpoint (best.safetensors or "
+                              "latest.safetensors)", dir);
+            else if (ensemble_add_path(e, path))
+                rc = cli_fail(cmd, "", "out of memory");
+            members++;
+        }
+        if (!rc && members == 0)
+            rc = cli_fail(cmd, "", "%s holds no checkpoint (best.safetensors, "
+                          "latest.safetensors or member-1/...)", item);
+    }
+    free(copy);
+    if (!rc && e->count == 0)
+        rc = cli_usage(cmd, "--model names no checkpoint");
+    if (!rc) {
+        e->m = calloc((size_t)e->count, sizeof *e->m);
+        e->tok = calloc((size_t)e->count, sizeof *e->tok);
+        if (!e->m || !e->tok)
+            rc = cli_fail(cmd, "", "out of memory");
+    }
+    for (int i = 0; !rc && i < e->count; i++) {
+        if (recur_classifier_load(e->paths[i], &e->m[i], &e->tok[i], NULL)) {
+            rc = cli_fail(cmd, "", "%s", recur_last_error());
+            break;
+        }
+        if (i == 0)
+            continue;
+        const recur_classifier_config *a = recur_classifier_get_config(e->m[0]);
+        const recur_classifier_config *b = recur_classifier_get_config(e->m[i]);
+        int same = a->num_classes == b->num_classes && a->input == b->input &&
+                   (a->input != RECUR_SEQ_FEATURES || a->feature_size == b->feature_size);
+        for (int k = 0; same && k < a->num_classes; k++)
+            same = strcmp(recur_classifier_class_name(e->m[0], k),
+                          recur_classifier_class_name(e->m[i], k)) == 0;
+        if (!same)
+            rc = cli_fail(cmd, "The members of an ensemble must be trained on the same kind of "
+                          "data with the same labels.", "%s and %s classify different inputs "
+                          "or into different classes", e->paths[0], e->paths[i]);
+    }
+    if (rc)
+        ensemble_free(e);
+    return rc;
+}
+
+/* probs [c->N, K]: the members' class probabilities of every sequence of
+ * c, averaged (each member encodes text with its own tokenizer); lines
+ * [c->N] (may be NULL): the source line of each. */
+static int ensemble_probs(const char *cmd, ensemble *e, corpus *c, int batch, float *probs,
+                          int64_t *lines)
+{
+    const int K = recur_classifier_get_config(e->m[0])->num_classes;
+    char **names = calloc((size_t)K, sizeof *names);
+    size_t *index = malloc((c->N ? c->N : 1) * sizeof *index);
+    float *one = malloc((c->N ? c->N : 1) * (size_t)K * sizeof *one);
+    int rc = names && index && one ? CLI_OK : cli_fail(cmd, "", "out of memory");
+    for (size_t i = 0; !rc && i < c->N; i++)
+        index[i] = i;
+    memset(probs, 0, c->N * (size_t)K * sizeof *probs);
+    for (int j = 0; !rc && j < e->count; j++) {
+        recur_seqset *set = c->features;
+        if (!c->is_ts) {
+            for (int k = 0; k < K; k++)
+                names[k] = (char *)recur_classifier_class_name(e->m[j], k);
+            rc = corpus_encode(cmd, c, e->tok[j], (const char *const *)names, K, &set);
+        }
+        if (!rc && recur_classifier_predict(e->m[j], set, index, c->N, batch, one, NULL))
+            rc = cli_fail(cmd, "", "prediction failed (%s): %s", e->paths[j],
+                          recur_last_error());
+        if (!rc && j == 0 && lines)
+            memcpy(lines, set->lines, c->N * sizeof *lines);
+        for (size_t i = 0; !rc && i < c->N * (size_t)K; i++)
+            probs[i] += one[i] / (float)e->count;
+        if (set != c->features)
+            recur_seqset_free(set);
+    }
+    free(names);
+    free(index);
+    free(one);
     return rc;
 }
 
@@ -985,8 +1165,9 @@ static int cmd_classify_predict(int argc, char **argv)
     const char *model_path = NULL, *data = NULL, *label_col = "label", *text_col = "text";
     int json = 0, batch = 64, threads = 0;
     cli_option options[] = {
-        {"model", CLI_STRING, &model_path, "CKPT", "a checkpoint of `recur classify train`", 0,
-         0, NULL, "required", 0, 0},
+        {"model", CLI_STRING, &model_path, "CKPT[,CKPT...]", "a checkpoint of `recur classify "
+         "train` or its run folder; several (or the folder of an --ensemble run): their class "
+         "probabilities are averaged", 0, 0, NULL, "required", 0, 0},
         {"data", CLI_STRING, &data, "FILE", "a table with --text-col (labels optional), plain "
          "text (one input per line) or a .ts file", 0, 0, NULL, "required", 0, 0},
         {"text-col", CLI_STRING, &text_col, "NAME", "the text column of a table", 0, 0, NULL,
@@ -1010,10 +1191,10 @@ static int cmd_classify_predict(int argc, char **argv)
     if (!model_path || !data)
         return cli_usage(cmd, "--model CKPT and --data FILE are required");
     recur_set_threads(threads);
-    recur_classifier *m = NULL;
-    recur_tokenizer *tok = NULL;
-    if (recur_classifier_load(model_path, &m, &tok, NULL))
-        return cli_fail(cmd, "", "%s", recur_last_error());
+    ensemble e;
+    if (ensemble_load(cmd, model_path, &e))
+        return CLI_FAILURE;
+    const recur_classifier *m = e.m[0];
     cls_opts o;
     trainer_options to;
     defaults(&o, &to);
@@ -1021,39 +1202,22 @@ static int cmd_classify_predict(int argc, char **argv)
     o.text_col = text_col;
     corpus c;
     memset(&c, 0, sizeof c);
-    recur_seqset *set = NULL;
     float *probs = NULL;
-    size_t *index = NULL;
+    int64_t *lines = NULL;
     const recur_classifier_config *mc = recur_classifier_get_config(m);
     const int K = mc->num_classes;
     int rc = add_paths(cmd, &c, data, 0);
     if (!rc && (mc->input == RECUR_SEQ_FEATURES) != has_suffix(data, ".ts"))
-        rc = cli_fail(cmd, "", "%s classifies %s; %s is not %s", model_path,
+        rc = cli_fail(cmd, "", "%s classifies %s; %s is not %s", e.paths[0],
                       mc->input == RECUR_SEQ_FEATURES ? ".ts sequences" : "text", data,
                       mc->input == RECUR_SEQ_FEATURES ? "a .ts file" : "text");
     if (!rc)
         rc = corpus_load(cmd, &o, &c, 0, m);
     if (!rc) {
-        if (c.is_ts) {
-            set = c.features;
-        } else {
-            char **names = calloc((size_t)K, sizeof *names);
-            for (int k = 0; names && k < K; k++)
-                names[k] = (char *)recur_classifier_class_name(m, k);
-            rc = names ? corpus_encode(cmd, &c, tok, (const char *const *)names, K, &set)
-                       : cli_fail(cmd, "", "out of memory");
-            free(names);
-        }
-    }
-    if (!rc) {
-        probs = malloc(c.N * (size_t)K * sizeof *probs);
-        index = malloc(c.N * sizeof *index);
-        if (!probs || !index)
-            rc = cli_fail(cmd, "", "out of memory");
-        for (size_t i = 0; !rc && i < c.N; i++)
-            index[i] = i;
-        if (!rc && recur_classifier_predict(m, set, index, c.N, batch, probs, NULL))
-            rc = cli_fail(cmd, "", "prediction failed: %s", recur_last_error());
+        probs = malloc((c.N ? c.N : 1) * (size_t)K * sizeof *probs);
+        lines = malloc((c.N ? c.N : 1) * sizeof *lines);
+        rc = probs && lines ? ensemble_probs(cmd, &e, &c, batch, probs, lines)
+                            : cli_fail(cmd, "", "out of memory");
     }
     if (!rc) {
         if (!json) {
@@ -1073,7 +1237,7 @@ static int cmd_classify_predict(int argc, char **argv)
                 labelled++;
                 correct += c.label[i] == best;
             }
-            const long long line = (long long)set->lines[i];
+            const long long line = (long long)lines[i];
             if (json) {
                 printf("{\"line\": %lld, \"label\": ", line);
                 json_string(stdout, recur_classifier_class_name(m, best));
@@ -1092,42 +1256,83 @@ static int cmd_classify_predict(int argc, char **argv)
             }
         }
         if (labelled)
-            fprintf(stderr, "recur %s: accuracy %.4f on the %zu labelled inputs\n", cmd,
-                    (double)correct / (double)labelled, labelled);
+            fprintf(stderr, "recur %s: accuracy %.4f on the %zu labelled inputs%s\n", cmd,
+                    (double)correct / (double)labelled, labelled,
+                    e.count > 1 ? " (the members' mean probabilities)" : "");
     }
     free(probs);
-    free(index);
-    if (set != c.features)
-        recur_seqset_free(set);
+    free(lines);
     corpus_free(&c);
-    recur_classifier_free(m);
-    recur_tokenizer_free(tok);
+    ensemble_free(&e);
     return rc;
 }
 
 /* ---- recur classify eval ------------------------------------------------------------------- */
 
 /* The predicted class of each of index[0..n) into pred[index[i]]. */
-static int predict_into(const char *cmd, recur_classifier *m, const recur_seqset *set,
-                        const size_t *index, size_t n, int32_t *pred)
+/* Adds the model's class probabilities of sequences index[0..n) to
+ * sum[index[i] * K ..] (K classes). */
+static int add_probs(const char *cmd, recur_classifier *m, const recur_seqset *set,
+                     const size_t *index, size_t n, float *sum)
 {
-    const int K = recur_classifier_get_config(m)->num_classes;
-    float *probs = malloc((n ? n : 1) * (size_t)K * sizeof *probs);
+    const size_t K = (size_t)recur_classifier_get_config(m)->num_classes;
+    float *probs = malloc((n ? n : 1) * K * sizeof *probs);
     if (!probs)
         return cli_fail(cmd, "", "out of memory");
     if (recur_classifier_predict(m, set, index, n, 64, probs, NULL)) {
         free(probs);
         return cli_fail(cmd, "", "prediction failed: %s", recur_last_error());
     }
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < K; k++)
+            sum[index[i] * K + k] += probs[i * K + k];
+    free(probs);
+    return CLI_OK;
+}
+
+/* pred[index[i]] = the most probable of the K classes in sum[index[i] * K ..]. */
+static void argmax_into(const float *sum, int K, const size_t *index, size_t n, int32_t *pred)
+{
     for (size_t i = 0; i < n; i++) {
+        const float *p = sum + index[i] * (size_t)K;
         int best = 0;
         for (int k = 1; k < K; k++)
-            if (probs[i * (size_t)K + (size_t)k] > probs[i * (size_t)K + (size_t)best])
+            if (p[k] > p[best])
                 best = k;
         pred[index[i]] = best;
     }
-    free(probs);
-    return CLI_OK;
+}
+
+/* Trains --ensemble members on pool (member m with seed --seed + m, in
+ * dir, or dir/member-M when there are several) and adds each one's class
+ * probabilities of the test sequences to sum. */
+static int train_members(const char *cmd, cli_option *options, cls_opts *o, trainer_options *to,
+                         int argc, char **argv, corpus *c, const size_t *pool, size_t n_pool,
+                         const char *dir, const char *what, const size_t *test, size_t n_test,
+                         float *sum)
+{
+    const int64_t seed = to->seed;
+    int rc = CLI_OK;
+    for (int m = 0; !rc && m < o->ensemble; m++) {
+        char member_dir[4300], member_what[96];
+        if (o->ensemble > 1) {
+            snprintf(member_dir, sizeof member_dir, "%s/member-%d", dir, m + 1);
+            snprintf(member_what, sizeof member_what, "%s%smember %d/%d", what ? what : "",
+                     what ? ", " : "", m + 1, o->ensemble);
+        } else {
+            snprintf(member_dir, sizeof member_dir, "%s", dir);
+            snprintf(member_what, sizeof member_what, "%s", what ? what : "");
+        }
+        to->seed = seed + m;
+        run r;
+        rc = run_training(cmd, options, o, to, argc, argv, c, pool, n_pool, member_dir,
+                          member_what[0] ? member_what : NULL, 0, &r);
+        if (!rc)
+            rc = add_probs(cmd, r.m, r.set, test, n_test, sum);
+        run_free(&r);
+    }
+    to->seed = seed;
+    return rc;
 }
 
 /* DTW when the whole comparison is cheap enough (about 3e9 cell updates). */
@@ -1343,19 +1548,19 @@ static int report(const char *cmd, const cls_opts *o, const corpus *c, const siz
     return rc;
 }
 
-/* eval --model: a trained model on --test (or --data). */
+/* eval --model: a trained model (or an ensemble) on --test (or --data). */
 static int eval_model(const char *cmd, cls_opts *o, double t0)
 {
-    recur_classifier *m = NULL;
-    recur_tokenizer *tok = NULL;
-    if (recur_classifier_load(o->model, &m, &tok, NULL))
-        return cli_fail(cmd, "", "%s", recur_last_error());
+    ensemble e;
+    if (ensemble_load(cmd, o->model, &e))
+        return CLI_FAILURE;
+    const recur_classifier *m = e.m[0];
     const char *files = o->test ? o->test : o->data;
     corpus c;
     memset(&c, 0, sizeof c);
-    recur_seqset *set = NULL;
     int32_t *pred = NULL;
     size_t *rows = NULL;
+    float *probs = NULL;
     const int K = recur_classifier_get_config(m)->num_classes;
     char **names = calloc((size_t)K, sizeof *names);
     for (int k = 0; names && k < K; k++)
@@ -1363,35 +1568,33 @@ static int eval_model(const char *cmd, cls_opts *o, double t0)
     int rc = names ? add_paths(cmd, &c, files, 1) : cli_fail(cmd, "", "out of memory");
     if (!rc)
         rc = corpus_load(cmd, o, &c, 1, m);
-    if (!rc && c.is_ts)
-        set = c.features;
-    else if (!rc)
-        rc = corpus_encode(cmd, &c, tok, (const char *const *)names, K, &set);
     if (!rc) {
-        pred = malloc(c.N * sizeof *pred);
-        rows = malloc(c.N * sizeof *rows);
-        if (!pred || !rows)
+        pred = malloc((c.N ? c.N : 1) * sizeof *pred);
+        rows = malloc((c.N ? c.N : 1) * sizeof *rows);
+        probs = malloc((c.N ? c.N : 1) * (size_t)K * sizeof *probs);
+        if (!pred || !rows || !probs)
             rc = cli_fail(cmd, "", "out of memory");
         for (size_t i = 0; !rc && i < c.N; i++)
             rows[i] = i;
     }
     if (!rc)
-        rc = predict_into(cmd, m, set, rows, c.N, pred);
+        rc = ensemble_probs(cmd, &e, &c, 64, probs, NULL);
+    if (!rc)
+        argmax_into(probs, K, rows, c.N, pred);
     if (!rc) {
         const char *saved = o->data;
         o->data = files;
-        rc = report(cmd, o, &c, rows, c.N, pred, NULL, NULL, "a trained model",
+        rc = report(cmd, o, &c, rows, c.N, pred, NULL, NULL,
+                    e.count > 1 ? "an ensemble of trained models" : "a trained model",
                     (const char *const *)names, cli_now() - t0);
         o->data = saved;
     }
-    if (set != c.features)
-        recur_seqset_free(set);
     free(pred);
     free(rows);
+    free(probs);
     free(names);
     corpus_free(&c);
-    recur_classifier_free(m);
-    recur_tokenizer_free(tok);
+    ensemble_free(&e);
     return rc;
 }
 
@@ -1467,6 +1670,7 @@ static int cmd_classify_eval(int argc, char **argv)
     if (!rc)
         resolve_defaults(options, &o, &to, c.is_ts);
     int32_t *pred = NULL, *base = NULL;
+    float *sum = NULL; /* [N, classes] summed class probabilities of the members */
     size_t *pool = NULL, *test = NULL, *rows = NULL;
     int *fold = NULL;
     size_t n_rows = 0;
@@ -1479,7 +1683,8 @@ static int cmd_classify_eval(int argc, char **argv)
         test = malloc(c.N * sizeof *test);
         rows = malloc(c.N * sizeof *rows);
         fold = malloc(c.N * sizeof *fold);
-        if (!pred || !base || !pool || !test || !rows || !fold)
+        sum = calloc(c.N * (size_t)c.class_count, sizeof *sum);
+        if (!pred || !base || !pool || !test || !rows || !fold || !sum)
             rc = cli_fail(cmd, "", "out of memory");
         for (size_t i = 0; !rc && i < c.N; i++)
             pred[i] = base[i] = -1;
@@ -1495,12 +1700,10 @@ static int cmd_classify_eval(int argc, char **argv)
                     pool[n_pool++] = i;
             }
         snprintf(protocol, sizeof protocol, "trained on --data, tested on %s", o.test);
-        run r;
-        rc = run_training(cmd, options, &o, &to, argc, argv, &c, pool, n_pool, out_dir, NULL, 0,
-                          &r);
+        rc = train_members(cmd, options, &o, &to, argc, argv, &c, pool, n_pool, out_dir, NULL,
+                           test, n_test, sum);
         if (!rc)
-            rc = predict_into(cmd, r.m, r.set, test, n_test, pred);
-        run_free(&r);
+            argmax_into(sum, c.class_count, test, n_test, pred);
         if (!rc && use_baseline)
             rc = baseline_into(cmd, &o, &c, pool, n_pool, test, n_test, base, &base_text);
         memcpy(rows, test, n_test * sizeof *rows);
@@ -1527,12 +1730,10 @@ static int cmd_classify_eval(int argc, char **argv)
             }
             snprintf(fold_dir, sizeof fold_dir, "%s/fold-%d", out_dir, k + 1);
             snprintf(what, sizeof what, "fold %d/%d", k + 1, o.folds);
-            run r;
-            rc = run_training(cmd, options, &o, &to, argc, argv, &c, pool, n_pool, fold_dir,
-                              what, 0, &r);
+            rc = train_members(cmd, options, &o, &to, argc, argv, &c, pool, n_pool, fold_dir,
+                               what, test, n_test, sum);
             if (!rc)
-                rc = predict_into(cmd, r.m, r.set, test, n_test, pred);
-            run_free(&r);
+                argmax_into(sum, c.class_count, test, n_test, pred);
             if (!rc && use_baseline)
                 rc = baseline_into(cmd, &o, &c, pool, n_pool, test, n_test, base, &base_text);
             if (!rc) {
@@ -1550,6 +1751,7 @@ static int cmd_classify_eval(int argc, char **argv)
         rc = report(cmd, &o, &c, rows, n_rows, pred, use_baseline ? base : NULL, base_text,
                     protocol, (const char *const *)c.class_names, cli_now() - t0);
     free(pred);
+    free(sum);
     free(base);
     free(pool);
     free(test);
