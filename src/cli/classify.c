@@ -814,7 +814,8 @@ static void defaults(cls_opts *o, trainer_options *to)
                     .text_col = "text", .tokens = "word", .lowercase = "auto",
                     .pretrained = NULL, .cell = NULL, .pool = "max", .min_count = 2,
                     .max_vocab = 0, .embed = 128, .hidden = 64, .layers = 1, .directions = 2,
-                    .batch = 32, .folds = 0, .json = 0, .ensemble = 1, .no_baseline = 0, .use_dtw = -1,
+                    .batch = 32, .folds = 0, .json = 0, .ensemble = 1, .no_baseline = 0,
+                    .use_dtw = -1,
                     .dropout = 0.5, .rnn_dropout = 0, .embed_dropout = NAN,
                     .val_fraction = 0.1};
     trainer_options_default(to);
@@ -1003,8 +1004,10 @@ typedef struct ensemble {
 static void ensemble_free(ensemble *e)
 {
     for (int i = 0; i < e->count; i++) {
-        recur_classifier_free(e->m[i]);
-        recur_tokenizer_free(e->tok[i]);
+        if (e->m)
+            recur_classifier_free(e->m[i]);
+        if (e->tok)
+            recur_tokenizer_free(e->tok[i]);
         free(e->paths[i]);
     }
     free(e->m);
@@ -1269,7 +1272,6 @@ static int cmd_classify_predict(int argc, char **argv)
 
 /* ---- recur classify eval ------------------------------------------------------------------- */
 
-/* The predicted class of each of index[0..n) into pred[index[i]]. */
 /* Adds the model's class probabilities of sequences index[0..n) to
  * sum[index[i] * K ..] (K classes). */
 static int add_probs(const char *cmd, recur_classifier *m, const recur_seqset *set,
