@@ -295,6 +295,82 @@ static void test_resume_exact(void)
     recur_train_state_free(ta), recur_train_state_free(tb);
 }
 
+/* --ema: the saved model is the average of the iterates, the iterate travels
+ * as optimizer.weights, validation sees the average, and --resume is exact. */
+static void test_ema(void)
+{
+    const char *p39 = path_of("ema_p39/latest.safetensors");
+    const char *p40 = path_of("resume_a/latest.safetensors"); /* 40 steps, no average */
+    CHECK_EXIT(run("ema_p39", "train", RESUME_FLAGS, "--out", path_of("ema_p39"), "--steps",
+                   "39", NULL), 0);
+    CHECK_EXIT(run("ema_half", "train", RESUME_FLAGS, "--out", path_of("ema_half"), "--steps",
+                   "40", "--ema", "0.5", "--ema-start", "39", NULL), 0);
+    CHECK_EXIT(run("ema_bad", "train", RESUME_FLAGS, "--out", path_of("ema_bad"), "--ema", "1",
+                   NULL), 2);
+    CHECK_STDERR_MENTIONS("--ema");
+    recur_lm *a = NULL, *b = NULL, *h = NULL;
+    recur_vocab *va = NULL, *vb = NULL, *vh = NULL;
+    recur_train_state *ta = NULL, *tb = NULL, *th = NULL;
+    CHECK_OK(load_ok(p39, &a, &va, &ta));
+    CHECK_OK(load_ok(p40, &b, &vb, &tb));
+    CHECK_OK(load_ok(path_of("ema_half/latest.safetensors"), &h, &vh, &th));
+    if (a && b && h && ta && tb && th) {
+        const size_t n = recur_lm_size(h);
+        CHECK(ta->weights_count == 0 && tb->weights_count == 0);
+        CHECK_MSG(th->weights_count == n && th->weights &&
+                  memcmp(th->weights, recur_lm_params(b), n * sizeof(float)) == 0,
+                  "the iterate saved beside the average differs from an unaveraged run's");
+        double worst = 0;
+        const float *x = recur_lm_params(a), *y = recur_lm_params(b), *m = recur_lm_params(h);
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)m[i] - 0.5 * ((double)x[i] + (double)y[i]));
+            worst = d > worst ? d : worst;
+        }
+        CHECK_MSG(worst < 1e-6, "average of steps 39 and 40 off by %g", worst);
+        CHECK(!params_equal(h, b));
+    }
+    recur_lm_free(a), recur_lm_free(b), recur_lm_free(h);
+    recur_vocab_free(va), recur_vocab_free(vb), recur_vocab_free(vh);
+    recur_train_state_free(ta), recur_train_state_free(tb), recur_train_state_free(th);
+
+    /* interrupted at 20 (the average started at 12, saved at 14) and resumed */
+    const char *c = path_of("ema_c"), *d = path_of("ema_d");
+    CHECK_EXIT(run("ema_c", "train", RESUME_FLAGS, "--out", c, "--steps", "40", "--ema", "0.9",
+                   "--ema-start", "12", NULL), 0);
+    CHECK_EXIT(run("ema_d1", "train", RESUME_FLAGS, "--out", d, "--steps", "20", "--ema", "0.9",
+                   "--ema-start", "12", NULL), 0);
+    CHECK_EXIT(run("ema_d2", "train", "--resume", "--out", d, "--steps", "40", NULL), 0);
+    csv_row rc[32], rd[32], ra[32];
+    int nc = read_metrics(path_of("ema_c/metrics.csv"), rc, 32);
+    int nd = read_metrics(path_of("ema_d/metrics.csv"), rd, 32);
+    int na = read_metrics(path_of("resume_a/metrics.csv"), ra, 32);
+    CHECK_MSG(nc == 8 && nd == nc && na == nc, "metrics rows: %d, %d resumed, %d unaveraged",
+              nc, nd, na);
+    for (int i = 0; i < nc && i < nd; i++)
+        CHECK_MSG(strcmp(rc[i].fields, rd[i].fields) == 0, "row %d differs:\n  %s\n  %s", i,
+                  rc[i].fields, rd[i].fields);
+    /* rows 0-2 (steps 5-15; validation at 10) match the unaveraged run; the
+     * validation at step 20 sees the average */
+    for (int i = 0; i < 3 && i < na && i < nc; i++)
+        CHECK_MSG(strcmp(rc[i].fields, ra[i].fields) == 0, "row %d differs before the average",
+                  i);
+    if (nc > 3 && na > 3)
+        CHECK_MSG(strcmp(rc[3].fields, ra[3].fields) != 0, "validation ignores the average");
+    recur_lm *lc = NULL, *ld = NULL;
+    recur_vocab *vc = NULL, *vd = NULL;
+    recur_train_state *tc = NULL, *td = NULL;
+    CHECK_OK(load_ok(path_of("ema_c/latest.safetensors"), &lc, &vc, &tc));
+    CHECK_OK(load_ok(path_of("ema_d/latest.safetensors"), &ld, &vd, &td));
+    if (lc && ld && tc && td) {
+        CHECK_MSG(params_equal(lc, ld), "averaged weights differ after --resume");
+        CHECK(tc->weights_count == recur_lm_size(lc) && td->weights_count == tc->weights_count &&
+              memcmp(tc->weights, td->weights, tc->weights_count * sizeof(float)) == 0);
+    }
+    recur_lm_free(lc), recur_lm_free(ld);
+    recur_vocab_free(vc), recur_vocab_free(vd);
+    recur_train_state_free(tc), recur_train_state_free(td);
+}
+
 static void test_nan(void)
 {
     const char *out = path_of("nan_stop"), *latest = path_of("nan_stop/latest.safetensors");
@@ -580,6 +656,7 @@ int main(int argc, char **argv)
     test_bad_flags();
     test_train_eval_sample();
     test_resume_exact();
+    test_ema();
     test_nan();
     test_corrupt();
     test_kill_during_saves();

@@ -4,10 +4,12 @@
  * each sequence run alone; streaming equals the full forward; batch-first
  * equals time-major; truncated BPTT accumulates; configuration and call-order
  * errors. */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "recur.h"
@@ -314,6 +316,52 @@ static void test_streaming(void)
         free(y), free(hn), free(cn);
         problem_free(&p);
     }
+    /* two threads split the hidden units (H = 128: 64 units each): equal to
+     * one thread bit for bit (each block of 16 rows sums in the same order)
+     * and to the full forward, in f32 and bf16, over several steps and layers */
+    const int saved_threads = recur_get_threads();
+    for (size_t k = 0; k < 4; k++) {
+        const int T = 7, B = 2, I = 24, H = 128, L = 2;
+        problem p;
+        problem_init(&p, all_cells[k], I, H, L, 0, T, B, NULL, 0.0f, 91 + k);
+        float *y = calloc(p.ny, sizeof(float)), *hn = calloc(p.ns, sizeof(float));
+        float *cn = calloc(p.ns, sizeof(float));
+        problem_loss(&p, RECUR_MODE_INFER, y, hn, cn);
+        for (int prec = 0; prec < 2; prec++) {
+            const recur_precision pr = prec ? RECUR_PRECISION_BF16 : RECUR_PRECISION_F32;
+            recur_rnn_stream *s1 = NULL, *s2 = NULL;
+            recur_set_threads(1);
+            CHECK_OK(recur_rnn_stream_create_with(p.rnn, B, pr, &s1));
+            recur_set_threads(2);
+            CHECK_OK(recur_rnn_stream_create_with(p.rnn, B, pr, &s2));
+            CHECK_OK(recur_rnn_stream_reset(s1, p.h0, p.lstm ? p.c0 : NULL));
+            CHECK_OK(recur_rnn_stream_reset(s2, p.h0, p.lstm ? p.c0 : NULL));
+            float y1[2 * 128], y2[2 * 128];
+            double worst = 0.0;
+            int same = 1;
+            for (int t = 0; t < T && s1 && s2; t++) {
+                if (t == 3) { /* the helper thread goes to sleep and is woken */
+                    struct timespec pause = {0, 3000000};
+                    nanosleep(&pause, NULL);
+                }
+                CHECK_OK(recur_rnn_stream_step(s1, p.x + (size_t)t * B * I, y1));
+                CHECK_OK(recur_rnn_stream_step(s2, p.x + (size_t)t * B * I, y2));
+                same &= memcmp(y1, y2, sizeof y1) == 0;
+                for (int j = 0; j < B * H; j++)
+                    worst = fmax(worst, fabs(y2[j] - y[(size_t)t * B * H + j]));
+            }
+            CHECK_MSG(same, "%s %s stream: 2 threads differ from 1", recur_cell_name(all_cells[k]),
+                      prec ? "bf16" : "f32");
+            CHECK_MSG(prec ? worst > 0 && worst < 0.05 : worst < 1e-5,
+                      "%s %s stream on 2 threads vs full forward: %g",
+                      recur_cell_name(all_cells[k]), prec ? "bf16" : "f32", worst);
+            recur_rnn_stream_free(s1);
+            recur_rnn_stream_free(s2);
+        }
+        free(y), free(hn), free(cn);
+        problem_free(&p);
+    }
+    recur_set_threads(saved_threads);
     /* bf16 streaming: close to f32 (weights and products rounded to 8 bits of
      * mantissa), but really rounded; B = 3 and G*H = 4*20 not a multiple of 16 */
     for (size_t k = 0; k < 4; k++) {

@@ -70,6 +70,11 @@ typedef struct recur_train_state {
     double best_val_loss;          /* +INFINITY when no validation ran yet */
     int64_t best_step;             /* step of best_val_loss (0 when none) */
     double elapsed_s;              /* training time spent so far, seconds */
+    /* When the saved model's weights are an average of the optimizer's
+     * iterates (recur train --ema), the iterate itself, which training
+     * continues from: 0 or n floats, tensor "optimizer.weights". */
+    const float *weights;
+    size_t weights_count;
     /* The run's options as name/value strings, stored so that a resumed run
      * uses the same settings. Names must be unique and non-empty. */
     int option_count;

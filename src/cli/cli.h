@@ -28,6 +28,7 @@ typedef enum cli_type {
 #define CLI_SAVED 1u  /* train: stored in the checkpoint, restored by --resume */
 #define CLI_FROZEN 2u /* train: cannot change on --resume (defines the model or data walk) */
 #define CLI_OPEN_MIN 4u /* the minimum itself is not allowed (x > min) */
+#define CLI_OPEN_MAX 8u /* the maximum itself is not allowed (x < max) */
 
 typedef struct cli_option {
     const char *name;    /* without the leading "--" */

@@ -51,7 +51,7 @@ static int number_in_range(const cli_option *o, double x)
 {
     if (o->flags & CLI_OPEN_MIN ? !(x > o->min) : !(x >= o->min))
         return 0;
-    return x <= o->max;
+    return o->flags & CLI_OPEN_MAX ? x < o->max : x <= o->max;
 }
 
 static void range_text(const cli_option *o, char *out, size_t size)
@@ -60,7 +60,8 @@ static void range_text(const cli_option *o, char *out, size_t size)
     if (o->max >= 1e300)
         snprintf(out, size, "%s %g", low, o->min);
     else
-        snprintf(out, size, "%s %g and <= %g", low, o->min, o->max);
+        snprintf(out, size, "%s %g and %s %g", low, o->min,
+                 o->flags & CLI_OPEN_MAX ? "<" : "<=", o->max);
 }
 
 int cli_set(const char *command, cli_option *o, const char *value)

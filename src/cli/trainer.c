@@ -56,6 +56,8 @@ struct trainer {
     recur_optim *opt;
     recur_schedule schedule;
     recur_rng rng;
+    float *ema;  /* [n_params] the average of the weights (--ema), or NULL */
+    int ema_on;  /* it has started (from --ema-start) */
     int64_t step, start_step, max_steps, best_step, last_saved_step;
     double best_val, elapsed_base, t_start;
     FILE *metrics;
@@ -74,6 +76,7 @@ void trainer_options_default(trainer_options *o)
         .eps = NAN, .alpha = NAN, .lr_decay = NAN, .init_acc = NAN, .nesterov = 0,
         .amsgrad = 0, .centered = 0, .schedule = "constant", .warmup = 0, .step_size = 1000,
         .decay_steps = 0, .gamma = 0.1, .min_lr = 0, .clip = 5, .clip_value = 0,
+        .ema = 0, .ema_start = 0,
         .on_nan = "stop", .inject_nan = 0, .seed = 1, .threads = 0, .out = NULL,
         .metrics = NULL, .resume = 0, .overwrite = 0, .val_every = 250, .save_every = 250,
         .log_every = 20, .out_default_text = "runs/<data file name>"};
@@ -139,6 +142,11 @@ int trainer_add_options(cli_option *table, int capacity, trainer_options *o)
          "off)", 0, BIG, NULL, NULL, SAVED, 0},
         {"clip-value", CLI_DOUBLE, &o->clip_value, "V", "clamp every gradient to [-V, V] (0: "
          "off)", 0, BIG, NULL, NULL, SAVED, 0},
+        {"ema", CLI_DOUBLE, &o->ema, "DECAY", "average the weights: an exponential moving "
+         "average with this decay (e.g. 0.999) is validated and saved as the model (0: off)", 0,
+         1, NULL, NULL, SAVED | CLI_OPEN_MAX, 0},
+        {"ema-start", CLI_INT64, &o->ema_start, "STEP", "--ema: start the average at this step",
+         0, 9e18, NULL, NULL, SAVED, 0},
         {"seed", CLI_INT64, &o->seed, "S", "random seed (weights, dropout)", 0, 9e18, NULL,
          NULL, FROZEN, 0},
         {"val-every", CLI_INT64, &o->val_every, "N", "validate every N steps (0: only at the "
@@ -457,6 +465,9 @@ int trainer_start(trainer *t, const trainer_task *task)
     if (!task->step || !task->epoch || !task->save || !task->params || !task->grads ||
         task->steps_per_epoch < 1)
         return cli_fail(cmd, "", "internal error: incomplete training task");
+    const size_t n = task->n_params;
+    if (o->ema > 0 && !(t->ema = malloc((n ? n : 1) * sizeof *t->ema)))
+        return cli_fail(cmd, "", "out of memory for the average of %zu weights", n);
     if (!t->resumed) {
         if (recur_optim_create(&t->optim_config, task->n_params, &t->opt))
             return cli_fail(cmd, "", "cannot create the optimizer: %s", recur_last_error());
@@ -471,6 +482,15 @@ int trainer_start(trainer *t, const trainer_task *task)
         t->best_step = ts->best_step;
         t->elapsed_base = ts->elapsed_s;
         t->last_saved_step = ts->step;
+        /* an averaged model: training continues from the optimizer's
+         * iterate, and the model's weights are the average so far */
+        if (ts->weights && ts->weights_count == n) {
+            if (t->ema) {
+                memcpy(t->ema, task->params, n * sizeof *t->ema);
+                t->ema_on = 1;
+            }
+            memcpy(task->params, ts->weights, n * sizeof *task->params);
+        }
         t->resumed = NULL; /* the caller may free it now */
     }
 
@@ -530,6 +550,7 @@ void trainer_free(trainer *t)
     if (t->metrics)
         fclose(t->metrics);
     recur_optim_free(t->opt);
+    free(t->ema);
     /* MPI: leave the job (MPI_Abort unless every rank ended the same way) */
     dist_finish(t->dist_agreed);
     free(t);
@@ -571,6 +592,38 @@ static int dist_lost(trainer *t)
     trainer_clear_line(t);
     t->dist_agreed = 0;
     return cli_fail(t->cmd, saved, "%s", dist_error());
+}
+
+/* Exchanges the weights and their average (--ema, once started): validation
+ * and saving see the average, then the second call puts the iterate back. */
+static void swap_average(trainer *t)
+{
+    if (!t->ema_on)
+        return;
+    float *p = t->task.params, *a = t->ema;
+    for (size_t i = 0; i < t->task.n_params; i++) {
+        const float x = p[i];
+        p[i] = a[i];
+        a[i] = x;
+    }
+}
+
+/* After an update: starts or advances the average of the weights. */
+static void update_average(trainer *t)
+{
+    if (!t->ema || t->step < t->o->ema_start)
+        return;
+    const float *p = t->task.params;
+    float *a = t->ema;
+    const size_t n = t->task.n_params;
+    if (!t->ema_on) {
+        memcpy(a, p, n * sizeof *a);
+        t->ema_on = 1;
+        return;
+    }
+    const float keep = (float)(1.0 - t->o->ema);
+    for (size_t i = 0; i < n; i++)
+        a[i] += keep * (p[i] - a[i]);
 }
 
 static int save_checkpoint(trainer *t, const char *path)
@@ -616,7 +669,13 @@ static int save_checkpoint(trainer *t, const char *path)
         .option_names = names,
         .option_values = values,
     };
+    if (t->ema_on) { /* the model is the average; the iterate goes with the state */
+        swap_average(t);
+        ts.weights = t->ema;
+        ts.weights_count = t->task.n_params;
+    }
     int status = dist_is_main() ? t->task.save(t->task.ctx, path, &ts) : RECUR_OK;
+    swap_average(t);
     if (dist_agree(&status))
         return dist_lost(t);
     return status;
@@ -710,7 +769,12 @@ static int validate(trainer *t, step_report *s)
 {
     double metric = NAN;
     /* MPI: rank 0 validates and shares the result */
-    int status = dist_is_main() ? t->task.validate(t->task.ctx, &s->val_loss, &metric) : 0;
+    int status = 0;
+    if (dist_is_main()) {
+        swap_average(t);
+        status = t->task.validate(t->task.ctx, &s->val_loss, &metric);
+        swap_average(t);
+    }
     if (dist_active()) {
         double shared[3] = {status, s->val_loss, metric};
         if (dist_broadcast(shared, sizeof shared))
@@ -856,6 +920,7 @@ static int train_loop(trainer *t)
                 recur_clip_grad_norm(grads, n_params, o->clip, NULL);
             if (recur_optim_step(t->opt, params, grads, lr))
                 return cli_fail(t->cmd, "", "optimizer step failed: %s", recur_last_error());
+            update_average(t);
         }
         const double t1 = cli_now();
         window_time += t1 - t0;

@@ -46,7 +46,8 @@
  *      step: task.step (gradient of one batch), NaN/Inf check (--on-nan stop
  *      exits 1 without saving; skip drops the update and calls task.skipped),
  *      --inject-nan, --clip-value then --clip (the pre-clip global norm is
- *      reported), the optimizer update at the scheduled rate; validation every
+ *      reported), the optimizer update at the scheduled rate, the --ema
+ *      average of the weights (from --ema-start on); validation every
  *      --val-every steps (best.safetensors kept by validation loss), latest
  *      every --save-every steps, progress line + metrics row every
  *      --log-every steps, task.after_step. At the end: a last validation,
@@ -61,6 +62,12 @@
  * and writes the file atomically: recur_checkpoint_save, or its tensors +
  * recur_train_state_write + recur_st_writer_save. That is what makes
  * --resume exact for every command.
+ *
+ * Weight averaging (--ema DECAY): once the average runs, task.validate and
+ * task.save see the averaged weights in task.params (the trainer swaps them
+ * in and back), and ts->weights holds the optimizer's own iterate, which
+ * trainer_start puts back into task.params on --resume. So best and latest
+ * checkpoints are averaged models that sample and evaluate as they are.
  *
  * Progress line (stderr; live on a terminal, one line per --log-every steps
  * otherwise):
@@ -106,6 +113,10 @@ typedef struct trainer_options {
     double gamma, min_lr;
     /* gradients */
     double clip, clip_value;
+    /* weight averaging: an exponential moving average with decay `ema`
+     * (0: off) from step ema_start on */
+    double ema;
+    int64_t ema_start;
     const char *on_nan;  /* "stop" or "skip" */
     int64_t inject_nan;  /* testing: NaN gradients at this step (0: off) */
     /* randomness and threads */

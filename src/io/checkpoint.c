@@ -33,6 +33,7 @@
 typedef struct owned_train_state {
     recur_train_state pub;
     float *optim_state;
+    float *weights;
     float *h;
     float *c;
     char **names;
@@ -291,6 +292,9 @@ static int check_train_common(const char *who, const recur_train_state *t, size_
                             "buffers of %zu", who, t->optim_state_count, *nbuffers, n);
     if (want && !t->optim_state)
         return recur__error(RECUR_E_INVALID, "%s: optim_state is NULL", who);
+    if ((t->weights_count != 0 && t->weights_count != n) || (t->weights_count && !t->weights))
+        return recur__error(RECUR_E_INVALID, "%s: weights has %zu floats, expected 0 or %zu",
+                            who, t->weights_count, n);
     if (t->option_count < 0 || t->option_count > MAX_OPTIONS ||
         (t->option_count && (!t->option_names || !t->option_values)))
         return recur__error(RECUR_E_INVALID, "%s: bad option list", who);
@@ -333,6 +337,9 @@ static int add_optim_tensors(recur_st_writer *w, const recur_train_state *t, siz
         status = recur_st_writer_add(w, name, RECUR_DTYPE_F32, 1, &count,
                                      t->optim_state + (size_t)k * n);
     }
+    if (!status && t->weights_count)
+        status = recur_st_writer_add(w, "optimizer.weights", RECUR_DTYPE_F32, 1, &count,
+                                     t->weights);
     return status;
 }
 
@@ -868,9 +875,20 @@ static int read_train_common(const char *path, const recur_st *st, json_t *meta,
     }
     t->optim_state = o->optim_state;
     t->optim_state_count = count;
+    /* optimizer.weights: the iterate, when the model holds an average */
+    if (recur_st_find(st, "optimizer.weights")) {
+        o->weights = recur__malloc((n ? n : 1) * sizeof(float));
+        if (!o->weights)
+            return recur__error(RECUR_E_NOMEM, "out of memory for %zu weights", n);
+        if ((status = read_tensor(path, st, "optimizer.weights", 1, &count64, o->weights,
+                                  " (the weights training continues from)")))
+            return status;
+        t->weights = o->weights;
+        t->weights_count = n;
+    }
     for (int i = 0; i < recur_st_count(st); i++) {
         const char *tname = recur_st_at(st, i)->name;
-        if (strncmp(tname, "optimizer.", 10) != 0)
+        if (strncmp(tname, "optimizer.", 10) != 0 || strcmp(tname, "optimizer.weights") == 0)
             continue;
         int known = 0;
         for (int k = 0; !known && k < nbuffers; k++)
@@ -992,6 +1010,7 @@ void recur_train_state_free(recur_train_state *train)
     recur__free(o->names);
     recur__free(o->values);
     recur__free(o->optim_state);
+    recur__free(o->weights);
     recur__free(o->h);
     recur__free(o->c);
     recur__free(o);

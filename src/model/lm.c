@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "nn/rnn_internal.h"
 #include "recur/lm.h"
 #include "recur/nn.h"
 
@@ -29,10 +30,9 @@ struct recur_lm {
     /* workspace for one chunk of rows = T*B */
     size_t capacity_rows;
     float *emb;     /* [rows, E] */
-    float *y;       /* [rows, H] */
+    float *y;       /* [rows, H] the stack's output, in its workspace (not owned) */
     float *logits;  /* [rows, V], reused as dlogits */
     float *dy;      /* [rows, H] */
-    float *demb;    /* [rows, E] */
     float *emask;   /* [rows, E] embedding dropout mask, or NULL */
     float *ymask;   /* [rows, H] output dropout mask, or NULL */
     int32_t *targets; /* [rows] */
@@ -157,16 +157,14 @@ int recur_lm_create(const recur_lm_config *config, recur_lm **out)
 static void free_workspace(recur_lm *lm)
 {
     recur__free(lm->emb);
-    recur__free(lm->y);
     recur__free(lm->logits);
     recur__free(lm->dy);
-    recur__free(lm->demb);
     recur__free(lm->emask);
     recur__free(lm->ymask);
     recur__free(lm->targets);
     recur__free(lm->hn);
     recur__free(lm->cn);
-    lm->emb = lm->y = lm->logits = lm->dy = lm->demb = lm->hn = lm->cn = NULL;
+    lm->emb = lm->y = lm->logits = lm->dy = lm->hn = lm->cn = NULL;
     lm->emask = lm->ymask = NULL;
     lm->targets = NULL;
     lm->capacity_rows = 0;
@@ -235,10 +233,8 @@ static int reserve(recur_lm *lm, int T, int B)
     const size_t V = (size_t)lm->config.vocab_size, E = (size_t)lm->config.embedding_size;
     const size_t H = (size_t)lm->config.hidden_size;
     lm->emb = recur__calloc(rows, E * sizeof(float));
-    lm->y = recur__calloc(rows, H * sizeof(float));
     lm->logits = recur__calloc(rows, V * sizeof(float));
     lm->dy = recur__calloc(rows, H * sizeof(float));
-    lm->demb = recur__calloc(rows, E * sizeof(float));
     lm->targets = recur__calloc(rows, sizeof(int32_t));
     lm->hn = recur__calloc(recur_lm_state_size(lm, B), sizeof(float));
     lm->cn = recur__calloc(recur_lm_state_size(lm, B), sizeof(float));
@@ -246,7 +242,7 @@ static int reserve(recur_lm *lm, int T, int B)
         lm->emask = recur__calloc(rows, E * sizeof(float));
     if (lm->config.output_dropout > 0.0f)
         lm->ymask = recur__calloc(rows, H * sizeof(float));
-    if (!lm->emb || !lm->y || !lm->logits || !lm->dy || !lm->demb || !lm->targets || !lm->hn ||
+    if (!lm->emb || !lm->logits || !lm->dy || !lm->targets || !lm->hn ||
         !lm->cn || (lm->config.embedding_dropout > 0.0f && !lm->emask) ||
         (lm->config.output_dropout > 0.0f && !lm->ymask)) {
         free_workspace(lm);
@@ -285,9 +281,11 @@ static int lm_forward(recur_lm *lm, recur_mode mode, const int32_t *tokens, int 
         recur_dropout_forward(lm->emb, rows * E, cfg->embedding_dropout, rng, lm->emask, lm->emb);
     bool lstm = lm->config.cell == RECUR_CELL_LSTM;
     recur_rnn_input in = {T, B, lm->emb, 0, NULL, h, lstm ? c : NULL};
-    recur_rnn_output out = {lm->y, lm->hn, lstm ? lm->cn : NULL};
+    /* the output stays in the stack's workspace (no copy of the sequence) */
+    recur_rnn_output out = {NULL, lm->hn, lstm ? lm->cn : NULL};
     if ((status = recur_rnn_forward(lm->rnn, mode, &in, &out, rng)))
         return status;
+    lm->y = recur__rnn_output(lm->rnn);
     if (h)
         memcpy(h, lm->hn, state * sizeof(float));
     if (c && lstm)
@@ -420,13 +418,14 @@ static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *
         for (size_t i = 0; i < rows * H; i++)
             lm->dy[i] *= lm->ymask[i];
     recur_rnn_grad_in gin = {lm->dy, NULL, NULL}; /* the carried state is detached */
-    recur_rnn_grad_out gout = {lm->demb, NULL, NULL};
+    recur_rnn_grad_out gout = {NULL, NULL, NULL}; /* dL/demb stays in the stack */
     if ((status = recur_rnn_backward(lm->rnn, &gin, &gout)))
         return status;
+    float *demb = recur__rnn_input_grad(lm->rnn);
     if (lm->config.embedding_dropout > 0.0f)
         for (size_t i = 0; i < rows * E; i++)
-            lm->demb[i] *= lm->emask[i];
-    recur_embedding_backward(lm->d_embedding, E, tokens, rows, lm->demb);
+            demb[i] *= lm->emask[i];
+    recur_embedding_backward(lm->d_embedding, E, tokens, rows, demb);
     report(lm, 0);
     return RECUR_OK;
 }

@@ -29,11 +29,14 @@
 
 /* Activations one (layer, direction) keeps between forward and backward. */
 typedef struct direction_buffers {
-    float *xg;    /* [T, B, G*H] input projection; reused as dgx in backward */
+    float *xg;    /* [T, B, G*H] input projection; training: overwritten by the
+                     gate activations (act == xg), then by dgx in backward */
     float *act;   /* [T, B, G*H] gate activations */
     float *hprev; /* [T, B, H] state entering step t */
-    float *cprev; /* [T, B, H] LSTM: cell state entering step t */
-    float *c;     /* [T, B, H] LSTM: cell state after step t */
+    float *cprev; /* LSTM, training: [T+1, B, H] the cell state in the order of
+                     the steps (step s reads slot s, writes s + 1); inference:
+                     one [B, H] slot updated in place */
+    float *c;     /* LSTM, inference: == cprev; training: NULL */
     float *aux;   /* [T, B, H] GRU: W_hn h + b_hn */
     float *dgh;   /* [T, B, G*H] GRU: recurrent-side gate gradients */
 } direction_buffers;
@@ -68,7 +71,7 @@ struct recur_rnn {
     layer_buffers *layers;     /* [L] */
     float *hg, *h_run, *c_run; /* [B, G*H], [B, H], [B, H] */
     float *dh_total, *dh_run;  /* [B, H] */
-    float *dy_buf, *din_buf;   /* [T, B, D*H], [T, B, max(I, D*H)] */
+    float *din_buf;            /* [T, B, max(I, D*H)] */
     int T, B;
     bool batch_first, has_lengths, trained, has_dropout_masks;
     bool keep; /* the last forward kept every step (training) */
@@ -404,11 +407,17 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep
         lb->mask = (l + 1 < c->num_layers && c->dropout > 0.0f) ? carve(cv, rows * DH) : NULL;
         for (int d = 0; d < rnn->D; d++) {
             direction_buffers *db = &lb->dir[d];
+            /* The cells read step t's input projection and write its
+             * activations at the same places (each unit reads its gates'
+             * inputs before writing their activations), so act overwrites xg;
+             * backward in turn overwrites act with dgx. The cell state has
+             * T + 1 slots in the order of the steps: step s reads slot s and
+             * writes slot s + 1. */
             db->xg = carve(cv, rows * GH);
-            db->act = carve(cv, rows * GH);
+            db->act = db->xg;
             db->hprev = carve(cv, rows * H);
-            db->cprev = rnn->cell->has_c ? carve(cv, rows * H) : NULL;
-            db->c = rnn->cell->has_c ? carve(cv, rows * H) : NULL;
+            db->cprev = rnn->cell->has_c ? carve(cv, rows * H + (size_t)B * H) : NULL;
+            db->c = NULL;
             db->aux = rnn->cell->has_aux ? carve(cv, rows * H) : NULL;
             db->dgh = rnn->cell->split_dgh ? carve(cv, rows * GH) : NULL;
         }
@@ -422,7 +431,6 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep
     rnn->c_run = carve(cv, (size_t)B * H);
     rnn->dh_total = carve(cv, (size_t)B * H);
     rnn->dh_run = carve(cv, (size_t)B * H);
-    rnn->dy_buf = carve(cv, rows * DH);
     rnn->din_buf = carve(cv, rows * max_in);
 }
 
@@ -548,7 +556,7 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
     const int first = d ? T - 1 : 0;
     add_bias_free(db->hprev + (keep ? (size_t)first * BH : 0), h0, BH);
     if (has_c)
-        add_bias_free(db->cprev + (keep ? (size_t)first * BH : 0), c0, BH);
+        add_bias_free(db->cprev, c0, BH); /* slot 0 in either layout */
 
     const int P = loop_threads(H);
     recur__barrier barrier;
@@ -567,7 +575,7 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
             float *h_new = last   ? rnn->h_run
                            : keep ? db->hprev + (size_t)t_next * BH
                                   : db->hprev + (size_t)((s + 1) & 1) * BH;
-            float *c_new = db->c ? db->c + (keep ? (size_t)t * BH : 0) : NULL;
+            float *c_new = !has_c ? NULL : keep ? db->cprev + (size_t)(s + 1) * BH : db->c;
             const size_t at = keep ? (size_t)t : 0; /* activation slot */
             if (nj > 0) {
                 /* hg[:, g*H + j0..j1) = h_{t-1} W_hh[g*H + j0..j1)^T: [B, H] x [H, nj] */
@@ -586,7 +594,7 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
                     .b_ih = p.b_ih,
                     .b_hh = p.b_hh,
                     .h_prev = hprev,
-                    .c_prev = has_c ? db->cprev + at * BH : NULL,
+                    .c_prev = has_c ? db->cprev + (keep ? (size_t)s : 0) * BH : NULL,
                     .h = h_new,
                     .c = c_new,
                     .act = db->act + at * BGH,
@@ -597,10 +605,8 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
                 /* y[t, b, d*H + j] = h_t, zero past the sequence's end; c_t
                  * becomes the next step's c_{t-1} */
                 float *y = lb->y + (size_t)t * B * DH + (size_t)d * H;
-                float *c_next = !has_c ? NULL
-                                : last ? rnn->c_run
-                                : keep ? db->cprev + (size_t)t_next * BH
-                                       : NULL; /* updated in place */
+                float *c_next = has_c && last ? rnn->c_run : NULL; /* else in place or
+                                                                     in its slot */
                 for (int b = 0; b < B; b++) {
                     float *yb = y + (size_t)b * DH;
                     const float *hb = h_new + (size_t)b * H;
@@ -746,8 +752,8 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
                     .act = db->act + t * BGH,
                     .aux = db->aux ? db->aux + t * BH : NULL,
                     .h_prev = db->hprev + t * BH,
-                    .c_prev = has_c ? db->cprev + t * BH : NULL,
-                    .c = has_c ? db->c + t * BH : NULL,
+                    .c_prev = has_c ? db->cprev + (size_t)s * BH : NULL,
+                    .c = has_c ? db->cprev + (size_t)(s + 1) * BH : NULL,
                     .dh = rnn->dh_total,
                     .dc = has_c ? rnn->c_run : NULL,
                     .dgx = dgx + t * BGH,
@@ -801,16 +807,19 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
     const int T = rnn->T, B = rnn->B, L = c->num_layers, D = rnn->D, H = c->hidden_size;
     const size_t rows = (size_t)T * B, DH = (size_t)D * H, BH = (size_t)B * H;
 
-    /* dy_buf = dL/dy of the top layer, time-major */
-    if (grad_in->dy)
-        copy_swapped(rnn->dy_buf, grad_in->dy, B, T, DH, rnn->batch_first);
-    else
-        memset(rnn->dy_buf, 0, rows * DH * sizeof(float));
+    /* dL/dy of each layer goes where its output was: backward needs no
+     * layer's own output (the layer above read it as its input, and is
+     * done with it before the gradient arrives). Time-major. */
+    float *dy_top = rnn->layers[L - 1].y;
+    if (!grad_in->dy)
+        memset(dy_top, 0, rows * DH * sizeof(float));
+    else if (grad_in->dy != dy_top)
+        copy_swapped(dy_top, grad_in->dy, B, T, DH, rnn->batch_first);
 
     for (int l = L - 1; l >= 0; l--) {
         for (int d = 0; d < D; d++) {
             size_t k = (size_t)l * D + d;
-            direction_backward(rnn, l, d, T, B, rnn->dy_buf,
+            direction_backward(rnn, l, d, T, B, rnn->layers[l].y,
                                grad_in->dhn ? grad_in->dhn + k * BH : NULL,
                                grad_in->dcn ? grad_in->dcn + k * BH : NULL, rnn->din_buf,
                                grad_out->dh0 ? grad_out->dh0 + k * BH : NULL,
@@ -821,8 +830,9 @@ int recur_rnn_backward(recur_rnn *rnn, const recur_rnn_grad_in *grad_in,
         if (l > 0) {
             /* the layer below's output gradient, through the dropout mask */
             const float *mask = rnn->has_dropout_masks ? rnn->layers[l - 1].mask : NULL;
+            float *dy = rnn->layers[l - 1].y;
             for (size_t i = 0; i < rows * DH; i++)
-                rnn->dy_buf[i] = mask ? rnn->din_buf[i] * mask[i] : rnn->din_buf[i];
+                dy[i] = mask ? rnn->din_buf[i] * mask[i] : rnn->din_buf[i];
         }
     }
     if (grad_out->dx)
@@ -838,7 +848,17 @@ void recur_rnn_set_grad_hook(recur_rnn *rnn, recur_rnn_grad_hook hook, void *use
     rnn->grad_hook_user = hook ? user : NULL;
 }
 
-/* ---- internal accessors for stream.c ----------------------------------- */
+/* ---- internal accessors for stream.c and lm.c ---------------------------- */
+float *recur__rnn_output(recur_rnn *rnn)
+{
+    return rnn->layers[rnn->config.num_layers - 1].y;
+}
+
+float *recur__rnn_input_grad(recur_rnn *rnn)
+{
+    return rnn->din_buf;
+}
+
 const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn)
 {
     return rnn->cell;

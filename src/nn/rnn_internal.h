@@ -1,4 +1,5 @@
-/* rnn_internal.h - hooks into recur_rnn for the tests only. */
+/* rnn_internal.h - hooks into recur_rnn for the tests, the stream and the
+ * language model. */
 #ifndef RECUR_RNN_INTERNAL_H
 #define RECUR_RNN_INTERNAL_H
 
@@ -17,5 +18,14 @@ const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn);
 void recur__rnn_layer_weights(const recur_rnn *rnn, int layer, const float **w_ih,
                               const float **w_hh, const float **b_ih, const float **b_hh);
 void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *);
+
+/* For lm.c, which saves copies of whole sequences: the top layer's output
+ * [T, B, D*H] in the stack's workspace, valid after a time-major forward
+ * until the next backward (which overwrites it with dL/dy; it may be
+ * changed in between, e.g. by dropout, and passed back as grad_in->dy),
+ * and dL/dx [T, B, I] after a backward with grad_out->dx NULL, valid until
+ * the next forward. */
+float *recur__rnn_output(recur_rnn *rnn);
+float *recur__rnn_input_grad(recur_rnn *rnn);
 
 #endif
