@@ -199,6 +199,25 @@ static void test_train_eval_sample(void)
     if (n >= 1)
         CHECK_NEAR(loss, rows[n - 1].val_loss, 2e-6);
 
+    /* --precision: bf16 scores the text token by token with the recurrent
+     * products rounded to bfloat16: close to the f32 loss, but not equal */
+    double loss32 = NAN, loss16 = NAN;
+    CHECK_EXIT(run("eval_f32", "eval", "--model", latest, "--data", val_path, "--json", NULL),
+               0);
+    json = read_all(last_out);
+    CHECK(json && sscanf(json, "{\"loss\": %lf", &loss32) == 1);
+    free(json);
+    CHECK_EXIT(run("eval_bf16", "eval", "--model", latest, "--data", val_path, "--json",
+                   "--precision", "bf16", NULL), 0);
+    json = read_all(last_out);
+    CHECK(json && sscanf(json, "{\"loss\": %lf", &loss16) == 1);
+    free(json);
+    CHECK_MSG(loss16 != loss32 && fabs(loss16 - loss32) < 0.01 * loss32,
+              "bf16 loss %.9g against f32 %.9g", loss16, loss32);
+    CHECK_EXIT(run("eval_prec_bad", "eval", "--model", latest, "--data", val_path,
+                   "--precision", "fp8", NULL), 2);
+    CHECK_STDERR_MENTIONS("--precision");
+
     /* eval: a character outside the vocabulary is named with its position */
     const char *odd_path = path_of("odd.txt");
     write_all(odd_path, "ROMEO:\nhello ~ world\n", 21);
@@ -224,6 +243,16 @@ static void test_train_eval_sample(void)
                   "sample of %zu bytes, expected the prime and 200 characters", strlen(s1));
     }
     free(s1), free(s2), free(s3);
+    /* bf16 sampling is deterministic too */
+    CHECK_EXIT(run("s16a", "sample", "--model", latest, "--seed", "7", "--length", "200",
+                   "--precision", "bf16", NULL), 0);
+    s1 = read_all(last_out);
+    CHECK_EXIT(run("s16b", "sample", "--model", latest, "--seed", "7", "--length", "200",
+                   "--precision", "bf16", NULL), 0);
+    s2 = read_all(last_out);
+    CHECK_MSG(s1 && s2 && strlen(s1) == 200 && strcmp(s1, s2) == 0,
+              "bf16 samples with the same seed differ");
+    free(s1), free(s2);
     CHECK_EXIT(run("s4", "sample", "--model", latest, "--seed", "7", "--length", "100",
                    "--top-k", "3", "--temperature", "0.7", NULL), 0);
     s1 = read_all(last_out);

@@ -85,6 +85,11 @@ RECUR_API void recur_lm_set_grad_hook(recur_lm *lm, recur_lm_grad_hook hook, voi
 typedef struct recur_lm_sampler recur_lm_sampler;
 
 RECUR_API int recur_lm_sampler_create(recur_lm *lm, int B, recur_lm_sampler **out);
+/* The same with the recurrent stack's precision (recur_precision):
+ * RECUR_PRECISION_BF16 runs the stack's products in bfloat16; the embedding
+ * and the head stay float. recur_lm_sampler_create is RECUR_PRECISION_F32. */
+RECUR_API int recur_lm_sampler_create_with(recur_lm *lm, int B, recur_precision precision,
+                                           recur_lm_sampler **out);
 RECUR_API void recur_lm_sampler_free(recur_lm_sampler *s);
 /* Zero state. */
 RECUR_API int recur_lm_sampler_reset(recur_lm_sampler *s);

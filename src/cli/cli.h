@@ -84,6 +84,16 @@ void cli_token_text(const recur_vocab *vocab, int32_t id, char *out, size_t size
 int cli_evaluate(recur_lm *lm, const int32_t *tokens, size_t n, int B, int T, double *loss,
                  size_t *count);
 
+/* The same quantity for one stream (B = 1) computed token by token with a
+ * streaming sampler of the given precision (recur_lm_sampler_create_with):
+ * how the model scores text when it runs as `recur sample` runs it. */
+int cli_evaluate_stream(recur_lm *lm, const int32_t *tokens, size_t n, recur_precision precision,
+                        double *loss, size_t *count);
+
+/* --precision: "f32" or "bf16" (cli_precision_choices) to the enum. */
+extern const char *const cli_precision_choices[];
+recur_precision cli_precision(const char *name);
+
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

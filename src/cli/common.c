@@ -287,3 +287,42 @@ int cli_evaluate(recur_lm *lm, const int32_t *tokens, size_t n, int B, int T, do
     *count = predictions;
     return RECUR_OK;
 }
+
+const char *const cli_precision_choices[] = {"f32", "bf16", NULL};
+
+recur_precision cli_precision(const char *name)
+{
+    return name && strcmp(name, "bf16") == 0 ? RECUR_PRECISION_BF16 : RECUR_PRECISION_F32;
+}
+
+int cli_evaluate_stream(recur_lm *lm, const int32_t *tokens, size_t n, recur_precision precision,
+                        double *loss, size_t *count)
+{
+    *loss = NAN;
+    *count = 0;
+    if (n < 2)
+        return RECUR_E_INVALID; /* callers check; nothing to predict */
+    const int V = recur_lm_get_config(lm)->vocab_size;
+    float *logits = malloc((size_t)V * sizeof *logits);
+    recur_lm_sampler *s = NULL;
+    int status = logits ? recur_lm_sampler_create_with(lm, 1, precision, &s) : RECUR_E_NOMEM;
+    double total = 0.0;
+    for (size_t i = 0; !status && i + 1 < n; i++) {
+        if ((status = recur_lm_sampler_step(s, &tokens[i], logits)))
+            break;
+        /* -log softmax(logits)[next], in double */
+        double m = logits[0], z = 0.0;
+        for (int v = 1; v < V; v++)
+            m = logits[v] > m ? logits[v] : m;
+        for (int v = 0; v < V; v++)
+            z += exp((double)logits[v] - m);
+        total += m + log(z) - (double)logits[tokens[i + 1]];
+    }
+    recur_lm_sampler_free(s);
+    free(logits);
+    if (status)
+        return status;
+    *loss = total / (double)(n - 1);
+    *count = n - 1;
+    return RECUR_OK;
+}

@@ -6,13 +6,14 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
 int cmd_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
-    const char *model_path = NULL, *data_path = NULL;
+    const char *model_path = NULL, *data_path = NULL, *precision = "f32";
     int json = 0, chunk = 256, threads = 0;
     cli_option options[] = {
         {"model", CLI_STRING, &model_path, "CKPT", "checkpoint to evaluate (.safetensors)", 0, 0,
@@ -24,6 +25,10 @@ int cmd_eval(int argc, char **argv)
         {"chunk", CLI_INT, &chunk, "N",
          "steps per forward call (the state is carried, so only rounding depends on it)", 1,
          1 << 20, NULL, NULL, 0, 0},
+        {"precision", CLI_CHOICE, &precision, "P", "f32, or bf16: run the recurrent stack "
+         "token by token in bfloat16 as 'recur sample --precision bf16' does (AVX512-BF16 where "
+         "the CPU has it, emulated elsewhere); f32 forwards --chunk steps at a time", 0, 0,
+         cli_precision_choices, NULL, 0, 0},
         {"threads", CLI_INT, &threads, "N", "threads for the matrix products (0: all cores)", 0,
          4096, NULL, "all cores", 0, 0},
         CLI_END};
@@ -70,7 +75,11 @@ int cmd_eval(int argc, char **argv)
     }
     double loss = 0.0;
     size_t count = 0;
-    if (cli_evaluate(lm, ids, n, 1, chunk, &loss, &count)) {
+    const int status2 = strcmp(precision, "f32") == 0
+                            ? cli_evaluate(lm, ids, n, 1, chunk, &loss, &count)
+                            : cli_evaluate_stream(lm, ids, n, cli_precision(precision), &loss,
+                                                  &count);
+    if (status2) {
         cli_fail(cmd, "", "evaluation failed: %s", recur_last_error());
         goto done;
     }

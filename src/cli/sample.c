@@ -30,6 +30,7 @@ int cmd_sample(int argc, char **argv)
     int64_t length = 500, seed = -1;
     double temperature = 1.0, top_p = 1.0;
     int top_k = 0, threads = 1;
+    const char *precision = "f32";
     cli_option options[] = {
         {"model", CLI_STRING, &model_path, "CKPT", "checkpoint to sample from (.safetensors)", 0,
          0, NULL, "required", 0, 0},
@@ -47,6 +48,10 @@ int cmd_sample(int argc, char **argv)
          1, NULL, NULL, CLI_OPEN_MIN, 0},
         {"seed", CLI_INT64, &seed, "S", "random seed; the same seed gives the same text", 0,
          (double)INT64_MAX, NULL, "from the clock, printed on stderr", 0, 0},
+        {"precision", CLI_CHOICE, &precision, "P", "f32, or bf16: the recurrent stack's "
+         "products in bfloat16 (AVX512-BF16 where the CPU has it, emulated elsewhere; faster, "
+         "slightly less accurate: docs/PERFORMANCE.md)", 0, 0, cli_precision_choices, NULL, 0,
+         0},
         {"threads", CLI_INT, &threads, "N", "threads for the matrix products (0: all cores)", 0,
          4096, NULL, NULL, 0, 0},
         CLI_END};
@@ -94,7 +99,7 @@ int cmd_sample(int argc, char **argv)
         prime_count = 1;
     }
     logits = malloc((size_t)V * sizeof *logits);
-    if (!logits || recur_lm_sampler_create(lm, 1, &sampler)) {
+    if (!logits || recur_lm_sampler_create_with(lm, 1, cli_precision(precision), &sampler)) {
         cli_fail(cmd, "", "cannot create the sampler: %s", logits ? recur_last_error() : "out of memory");
         goto done;
     }

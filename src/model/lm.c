@@ -441,6 +441,12 @@ struct recur_lm_sampler {
 
 int recur_lm_sampler_create(recur_lm *lm, int B, recur_lm_sampler **out)
 {
+    return recur_lm_sampler_create_with(lm, B, RECUR_PRECISION_F32, out);
+}
+
+int recur_lm_sampler_create_with(recur_lm *lm, int B, recur_precision precision,
+                                 recur_lm_sampler **out)
+{
     if (!out || !lm)
         return recur__error(RECUR_E_INVALID, "recur_lm_sampler_create: NULL argument");
     *out = NULL;
@@ -449,7 +455,7 @@ int recur_lm_sampler_create(recur_lm *lm, int B, recur_lm_sampler **out)
         return recur__error(RECUR_E_NOMEM, "out of memory creating sampler");
     s->lm = lm;
     s->B = B;
-    int status = recur_rnn_stream_create(lm->rnn, B, &s->stream);
+    int status = recur_rnn_stream_create_with(lm->rnn, B, precision, &s->stream);
     if (status) {
         recur__free(s);
         return status;
