@@ -244,6 +244,99 @@ static void test_padded_equals_alone(void)
     }
 }
 
+/* A large batch (33) on 2 threads gives the outputs and gradients of one
+ * thread, up to summation order, for every cell, stacked, bidirectional,
+ * variable-length, with dropout; and the outputs of its first sequences run
+ * as a small batch (B >= 8 reads a transposed copy of W_hh). */
+static void test_wide_steps(void)
+{
+    const int saved_threads = recur_get_threads();
+    for (size_t k = 0; k < 4; k++) {
+        const int T = 6, B = 33, I = 5, H = 64, L = 2;
+        int lengths[33];
+        for (int b = 0; b < B; b++)
+            lengths[b] = 1 + (b * 7) % T;
+        problem p;
+        problem_init(&p, all_cells[k], I, H, L, 1, T, B, lengths, 0.3f, 81 + k);
+        const size_t np = recur_rnn_size(p.rnn);
+        float *out[2][6];
+        const size_t sizes[6] = {p.ny, p.ns, p.ns, p.nx, p.ns, np};
+        for (int run = 0; run < 2; run++) {
+            recur_set_threads(run == 0 ? 2 : 1);
+            for (int i = 0; i < 6; i++)
+                out[run][i] = calloc(sizes[i], sizeof(float));
+            recur_rnn_zero_grad(p.rnn);
+            CHECK(isfinite(problem_loss(&p, RECUR_MODE_TRAIN, out[run][0], out[run][1],
+                                        out[run][2])));
+            recur_rnn_grad_in gin = {p.dy, p.dhn, p.lstm ? p.dcn : NULL};
+            recur_rnn_grad_out gout = {out[run][3], out[run][4], NULL};
+            CHECK_OK(recur_rnn_backward(p.rnn, &gin, &gout));
+            memcpy(out[run][5], recur_rnn_grads(p.rnn), np * sizeof(float));
+        }
+        const char *names[6] = {"y", "hn", "cn", "dx", "dh0", "grads"};
+        for (int i = 0; i < 6; i++) {
+            double worst = 0.0, scale = 1e-3;
+            for (size_t j = 0; j < sizes[i]; j++) {
+                worst = fmax(worst, fabs(out[0][i][j] - out[1][i][j]));
+                scale = fmax(scale, fabs(out[1][i][j]));
+            }
+            CHECK_MSG(worst <= 2e-5 * scale, "%s %s: 2 threads (B = 33) differ from 1 by %g "
+                      "(scale %g)", recur_cell_name(all_cells[k]), names[i], worst, scale);
+        }
+        for (int run = 0; run < 2; run++)
+            for (int i = 0; i < 6; i++)
+                free(out[run][i]);
+        problem_free(&p);
+
+        /* B >= 8 reads a transposed copy of W_hh, B < 8 W_hh itself: the
+         * first 4 sequences of the batch alone give the same outputs */
+        problem q;
+        problem_init(&q, all_cells[k], I, H, L, 1, T, B, lengths, 0.0f, 85 + k);
+        const int D = 2, b4 = 4;
+        float *y = calloc(q.ny, sizeof(float)), *hn = calloc(q.ns, sizeof(float));
+        float *cn = calloc(q.ns, sizeof(float));
+        float *x4 = calloc((size_t)T * b4 * I, sizeof(float));
+        float *h4 = calloc((size_t)L * D * b4 * H, sizeof(float));
+        float *c4 = calloc((size_t)L * D * b4 * H, sizeof(float));
+        float *y4 = calloc((size_t)T * b4 * D * H, sizeof(float));
+        float *hn4 = calloc((size_t)L * D * b4 * H, sizeof(float));
+        float *cn4 = calloc((size_t)L * D * b4 * H, sizeof(float));
+        for (int mode = 0; mode < 2; mode++) {
+            const recur_mode m = mode ? RECUR_MODE_TRAIN : RECUR_MODE_INFER;
+            recur_set_threads(2);
+            problem_loss(&q, m, y, hn, cn);
+            for (int t = 0; t < T; t++)
+                memcpy(x4 + (size_t)t * b4 * I, q.x + (size_t)t * B * I, (size_t)b4 * I * 4);
+            for (int st = 0; st < L * D; st++) {
+                memcpy(h4 + (size_t)st * b4 * H, q.h0 + (size_t)st * B * H, (size_t)b4 * H * 4);
+                memcpy(c4 + (size_t)st * b4 * H, q.c0 + (size_t)st * B * H, (size_t)b4 * H * 4);
+            }
+            recur_rnn_input in = {T, b4, x4, 0, lengths, h4, q.lstm ? c4 : NULL};
+            recur_rnn_output o4 = {y4, hn4, q.lstm ? cn4 : NULL};
+            CHECK_OK(recur_rnn_forward(q.rnn, m, &in, &o4, NULL));
+            double worst = 0.0;
+            for (int t = 0; t < T; t++)
+                for (size_t j = 0; j < (size_t)b4 * D * H; j++)
+                    worst = fmax(worst, fabs(y4[(size_t)t * b4 * D * H + j] -
+                                             y[(size_t)t * B * D * H + j]));
+            for (int st = 0; st < L * D; st++)
+                for (size_t j = 0; j < (size_t)b4 * H; j++) {
+                    worst = fmax(worst, fabs(hn4[(size_t)st * b4 * H + j] -
+                                             hn[(size_t)st * B * H + j]));
+                    if (q.lstm)
+                        worst = fmax(worst, fabs(cn4[(size_t)st * b4 * H + j] -
+                                                 cn[(size_t)st * B * H + j]));
+                }
+            CHECK_MSG(worst < 1e-5, "%s %s: B = 33 (W_hh transposed) and B = 4 differ by %g",
+                      recur_cell_name(all_cells[k]), mode ? "train" : "infer", worst);
+        }
+        free(y), free(hn), free(cn), free(x4), free(h4), free(c4), free(y4), free(hn4),
+            free(cn4);
+        problem_free(&q);
+    }
+    recur_set_threads(saved_threads);
+}
+
 /* Inference (its own small workspace: ping-ponged state, reused
  * activations) gives exactly what a training forward gives, for stacked,
  * bidirectional, variable-length batches, also after a larger call. */
@@ -549,6 +642,7 @@ int main(void)
     test_init();
     test_gradients();
     test_padded_equals_alone();
+    test_wide_steps();
     test_infer_equals_train();
     test_streaming();
     test_batch_first();

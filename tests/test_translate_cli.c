@@ -161,6 +161,24 @@ static void test_train_resume_translate(void)
         free(a);
         free(b);
     }
+    /* --repeat N: the training part's pairs N times an epoch */
+    long kept[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        CHECK_EXIT(run("train_repeat", "translate", "train", "--data", data, "--vocab", "300",
+                       "--embed", "8", "--hidden", "8", "--batch", "16", "--steps", "1",
+                       "--repeat", k ? "3" : "1", "--out", path_of(k ? "rep3" : "rep1"), NULL),
+                   0);
+        char *err = read_all(last_err);
+        const char *at = err ? strstr(err, " kept)") : NULL;
+        while (at && at > err && at[-1] >= '0' && at[-1] <= '9')
+            at--;
+        if (at)
+            kept[k] = strtol(at, NULL, 10);
+        free(err);
+    }
+    CHECK_MSG(kept[0] > 0 && kept[1] == 3 * kept[0], "pairs kept: %ld, with --repeat 3: %ld",
+              kept[0], kept[1]);
+
     /* a changed model option on --resume is refused */
     CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
                    "--hidden", "64", "--steps", "500", NULL),

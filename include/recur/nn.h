@@ -24,7 +24,7 @@ RECUR_API void recur_embedding_backward(float *dW, int E, const int32_t *ids, si
 RECUR_API void recur_linear_forward(const float *W, const float *b, int O, int I, const float *x,
                                     size_t n, float *y);
 /* dW += dy^T x, db += column sums of dy (db may be NULL), dx = dy W (dx may
- * be NULL). */
+ * be NULL). dx may also be x itself: it is written after dW is complete. */
 RECUR_API void recur_linear_backward(const float *W, int O, int I, const float *x, size_t n,
                                      const float *dy, float *dW, float *db, float *dx);
 

@@ -34,7 +34,7 @@
 
 typedef struct tt_opts {
     const char *data, *extra, *source, *target, *cell, *attention;
-    int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch;
+    int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
     double dropout, embed_dropout, label_smoothing;
     int64_t val_sentences;
 } tt_opts;
@@ -91,7 +91,8 @@ static void data_free(tt_data *d)
 static int encode_data(tt_run *r)
 {
     const tr_pairs *parts[2] = {&r->train, &r->extra};
-    const size_t total = r->train.count + r->extra.count;
+    const size_t repeat = (size_t)r->o->repeat;
+    const size_t total = repeat * r->train.count + r->extra.count;
     tt_data *d = &r->data;
     d->src = malloc(total * sizeof *d->src);
     d->tgt = malloc(total * sizeof *d->tgt);
@@ -105,6 +106,7 @@ static int encode_data(tt_run *r)
         return cli_fail(r->cmd, "", "out of memory encoding the pairs");
     }
     uint64_t h = 0xcbf29ce484222325ull;
+    size_t kept_train = 0; /* the first kept_train pairs are --data's */
     for (int part = 0; part < 2; part++)
         for (size_t i = 0; i < parts[part]->count; i++) {
             int32_t *ids[2] = {NULL, NULL};
@@ -145,6 +147,7 @@ static int encode_data(tt_run *r)
             d->src_len[d->count] = (int)n[0];
             d->tgt_len[d->count] = (int)n[1];
             d->count++;
+            kept_train += part == 0;
             for (int side = 0; side < 2; side++) {
                 for (size_t k = 0; k < n[side]; k++)
                     h = (h ^ (uint64_t)(uint32_t)ids[side][k]) * 0x100000001b3ull;
@@ -157,6 +160,16 @@ static int encode_data(tt_run *r)
         d->tgt[i] = d->pool + offsets[2 * i + 1];
     }
     free(offsets);
+    /* --repeat: the sentence pairs again, after the others (the epoch's
+     * permutation mixes them) */
+    for (size_t k = 1; k < repeat; k++)
+        for (size_t i = 0; i < kept_train; i++) {
+            d->src[d->count] = d->src[i];
+            d->tgt[d->count] = d->tgt[i];
+            d->src_len[d->count] = d->src_len[i];
+            d->tgt_len[d->count] = d->tgt_len[i];
+            d->count++;
+        }
     r->data_hash = h;
     if (d->count == 0)
         return cli_fail(r->cmd, "Raise --max-len.", "no training pair is within --max-len %d "
@@ -374,7 +387,7 @@ int cmd_translate_train(int argc, char **argv)
                  .attention = "general", .vocab = 8000, .max_len = 64, .embed = 256,
                  .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
                  .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
-                 .val_sentences = 500};
+                 .val_sentences = 500, .repeat = 1};
     trainer_options to;
     trainer_options_default(&to);
     to.lr = 1e-3;
@@ -418,6 +431,9 @@ int cmd_translate_train(int argc, char **argv)
          "training loss", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"batch", CLI_INT, &o.batch, "B", "sentence pairs a step", 1, 1 << 16, NULL, NULL,
          FROZEN, 0},
+        {"repeat", CLI_INT, &o.repeat, "N", "each pair of --data's training part appears N "
+         "times an epoch (oversamples the sentences against the --extra pairs)", 1, 1000, NULL,
+         NULL, FROZEN, 0},
         {"val-sentences", CLI_INT64, &o.val_sentences, "N", "validation BLEU (greedy) over the "
          "first N validation pairs (0: all)", 0, 1e9, NULL, NULL, CLI_SAVED, 0},
     };

@@ -29,10 +29,9 @@ struct recur_lm {
     float *d_embedding, *d_head_weight, *d_head_bias;
     /* workspace for one chunk of rows = T*B */
     size_t capacity_rows;
-    float *emb;     /* [rows, E] */
+    float *emb;     /* [rows, E] the stack's input, in its workspace (not owned) */
     float *y;       /* [rows, H] the stack's output, in its workspace (not owned) */
     float *logits;  /* [rows, V], reused as dlogits */
-    float *dy;      /* [rows, H] */
     float *emask;   /* [rows, E] embedding dropout mask, or NULL */
     float *ymask;   /* [rows, H] output dropout mask, or NULL */
     int32_t *targets; /* [rows] */
@@ -156,15 +155,13 @@ int recur_lm_create(const recur_lm_config *config, recur_lm **out)
 
 static void free_workspace(recur_lm *lm)
 {
-    recur__free(lm->emb);
     recur__free(lm->logits);
-    recur__free(lm->dy);
     recur__free(lm->emask);
     recur__free(lm->ymask);
     recur__free(lm->targets);
     recur__free(lm->hn);
     recur__free(lm->cn);
-    lm->emb = lm->y = lm->logits = lm->dy = lm->hn = lm->cn = NULL;
+    lm->emb = lm->y = lm->logits = lm->hn = lm->cn = NULL;
     lm->emask = lm->ymask = NULL;
     lm->targets = NULL;
     lm->capacity_rows = 0;
@@ -232,9 +229,7 @@ static int reserve(recur_lm *lm, int T, int B)
     free_workspace(lm);
     const size_t V = (size_t)lm->config.vocab_size, E = (size_t)lm->config.embedding_size;
     const size_t H = (size_t)lm->config.hidden_size;
-    lm->emb = recur__calloc(rows, E * sizeof(float));
     lm->logits = recur__calloc(rows, V * sizeof(float));
-    lm->dy = recur__calloc(rows, H * sizeof(float));
     lm->targets = recur__calloc(rows, sizeof(int32_t));
     lm->hn = recur__calloc(recur_lm_state_size(lm, B), sizeof(float));
     lm->cn = recur__calloc(recur_lm_state_size(lm, B), sizeof(float));
@@ -242,7 +237,7 @@ static int reserve(recur_lm *lm, int T, int B)
         lm->emask = recur__calloc(rows, E * sizeof(float));
     if (lm->config.output_dropout > 0.0f)
         lm->ymask = recur__calloc(rows, H * sizeof(float));
-    if (!lm->emb || !lm->logits || !lm->dy || !lm->targets || !lm->hn ||
+    if (!lm->logits || !lm->targets || !lm->hn ||
         !lm->cn || (lm->config.embedding_dropout > 0.0f && !lm->emask) ||
         (lm->config.output_dropout > 0.0f && !lm->ymask)) {
         free_workspace(lm);
@@ -272,6 +267,9 @@ static int lm_forward(recur_lm *lm, recur_mode mode, const int32_t *tokens, int 
             return recur__error(RECUR_E_INVALID,
                                 "token id %d at step %zu of sequence %zu outside the vocabulary (0..%d)",
                                 (int)tokens[i], i / B, i % B, V - 1);
+    /* the embedded tokens go straight where the stack reads its input */
+    if ((status = recur__rnn_input(lm->rnn, mode, T, B, &lm->emb)))
+        return status;
     recur_embedding_forward(lm->embedding, V, E, tokens, rows, lm->emb);
     const bool train = mode == RECUR_MODE_TRAIN;
     const recur_lm_config *cfg = &lm->config;
@@ -411,13 +409,16 @@ static int train_step(recur_lm *lm, const int32_t *tokens, int T, int B, float *
     const int H = lm->config.hidden_size;
     const size_t rows = (size_t)T * B;
     /* lm->logits now holds dloss/dlogits */
+    /* dL/dy overwrites y (the stack's output buffer) once dW is formed; the
+     * stack then finds its output gradient in place */
+    float *dy = lm->y;
     recur_linear_backward(lm->head_weight, V, H, lm->y, rows, lm->logits, lm->d_head_weight,
-                          lm->d_head_bias, lm->dy);
+                          lm->d_head_bias, dy);
     report(lm, (size_t)(lm->head_weight - lm->params));
     if (lm->config.output_dropout > 0.0f)
         for (size_t i = 0; i < rows * H; i++)
-            lm->dy[i] *= lm->ymask[i];
-    recur_rnn_grad_in gin = {lm->dy, NULL, NULL}; /* the carried state is detached */
+            dy[i] *= lm->ymask[i];
+    recur_rnn_grad_in gin = {dy, NULL, NULL}; /* the carried state is detached */
     recur_rnn_grad_out gout = {NULL, NULL, NULL}; /* dL/demb stays in the stack */
     if ((status = recur_rnn_backward(lm->rnn, &gin, &gout)))
         return status;

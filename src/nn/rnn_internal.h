@@ -26,6 +26,10 @@ void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *)
  * and dL/dx [T, B, I] after a backward with grad_out->dx NULL, valid until
  * the next forward. */
 float *recur__rnn_output(recur_rnn *rnn);
+/* *x = where a time-major forward of (mode, T, B) keeps its input [T, B, I]:
+ * a caller that writes the input there and passes that pointer as in->x
+ * saves the copy. Reserves the workspace (a status). */
+int recur__rnn_input(recur_rnn *rnn, recur_mode mode, int T, int B, float **x);
 float *recur__rnn_input_grad(recur_rnn *rnn);
 
 #endif
