@@ -79,9 +79,7 @@ struct recur_rnn {
     float *hg, *h_run, *c_run; /* [B, G*H], [B, H], [B, H] */
     float *dh_total, *dh_run;  /* [B, H] */
     float *din_buf;            /* [T, B, max(I, D*H)] */
-    float *whh_t;              /* [H, G*H] the layer's W_hh transposed (B >= TRANSPOSED_BATCH),
-                                  columns in thread order (see direction_forward) */
-    float *hg_threads;         /* [B, G*H] with whh_t: each thread's product, in its order */
+    float *whh_t;              /* [H, G*H] the layer's W_hh transposed (B >= TRANSPOSED_BATCH) */
     int T, B;
     bool batch_first, has_lengths, trained, has_dropout_masks;
     bool keep; /* the last forward kept every step (training) */
@@ -408,7 +406,6 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep
         rnn->h_run = carve(cv, (size_t)B * H);
         rnn->c_run = carve(cv, (size_t)B * H);
         rnn->whh_t = B >= TRANSPOSED_BATCH ? carve(cv, GH * H) : NULL;
-        rnn->hg_threads = B >= TRANSPOSED_BATCH ? carve(cv, (size_t)B * GH) : NULL;
         return;
     }
     for (int l = 0; l < c->num_layers; l++) {
@@ -448,7 +445,6 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep
     rnn->whh_t = B < TRANSPOSED_BATCH ? NULL
                  : rows * max_in >= GH * H ? rnn->din_buf
                                            : carve(cv, GH * H);
-    rnn->hg_threads = B >= TRANSPOSED_BATCH ? carve(cv, (size_t)B * GH) : NULL;
 }
 
 /* Grows the workspace to the layout of (T, B) for training (keep) or
@@ -650,12 +646,7 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
     const fwd_loop f = {rnn, lb, db, p, T, B, H, G, d, keep, has_c};
 
     const int P = loop_threads(H);
-    /* With a batch of 8 or more the products read W_hh^T, its columns in
-     * thread order: thread k's units [j0, j1) of gate g at column
-     * G*j0 + g*(j1-j0) + (j - j0), so that each thread forms all its gates
-     * in one product (one packing of h_{t-1} a step instead of G) into its
-     * block of hg_threads, then copies them to hg's [B, G*H] layout. */
-    float *wt = rnn->whh_t; /* or NULL: small batch, products from W_hh */
+    float *wt = rnn->whh_t; /* [H, G*H] = W_hh^T, or NULL: small batch */
     recur__barrier barrier;
     recur__barrier_init(&barrier, P);
 #pragma omp parallel num_threads(P) if (P > 1)
@@ -664,34 +655,21 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
 #pragma omp for schedule(static)
             for (int i0 = 0; i0 < H; i0 += 32)
                 for (int r0 = 0; r0 < GH; r0 += 32)
-                    for (int r = r0; r < r0 + 32 && r < GH; r++) {
-                        const int g = r / H, j = r % H;
-                        int u0 = 0, u1 = H, k = 0;
-                        do
-                            unit_range(H, P, k++, &u0, &u1);
-                        while (j >= u1);
-                        const size_t col = (size_t)G * u0 + (size_t)g * (u1 - u0) + (j - u0);
+                    for (int r = r0; r < r0 + 32 && r < GH; r++)
                         for (int i = i0; i < i0 + 32 && i < H; i++)
-                            wt[(size_t)i * GH + col] = p.w_hh[(size_t)r * H + i];
-                    }
+                            wt[(size_t)i * GH + r] = p.w_hh[(size_t)r * H + i];
         }
         int j0, j1;
         unit_range(H, P, recur__thread_index(), &j0, &j1);
         const int nj = j1 - j0;
-        float *mine = wt ? rnn->hg_threads + (size_t)B * G * j0 : NULL; /* [B, G*nj] */
         for (int s = 0; s < T; s++) {
             if (nj > 0) {
-                if (wt) {
-                    /* [B, H] x [H, G*nj]: all this thread's gates at once */
-                    recur_gemm(false, false, B, G * nj, H, 1.0f, fwd_hprev(&f, s), H,
-                               wt + (size_t)G * j0, GH, 0.0f, mine, G * nj);
-                    for (int b = 0; b < B; b++)
-                        for (int g = 0; g < G; g++)
-                            memcpy(rnn->hg + (size_t)b * GH + (size_t)g * H + j0,
-                                   mine + ((size_t)b * G + g) * nj, nj * sizeof(float));
-                } else {
-                    /* hg[:, g*H + j0..j1) = h_{t-1} W_hh[g*H + j0..j1)^T: [B, H] x [H, nj] */
-                    for (int g = 0; g < G; g++)
+                /* hg[:, g*H + j0..j1) = h_{t-1} W_hh[g*H + j0..j1)^T: [B, H] x [H, nj] */
+                for (int g = 0; g < G; g++) {
+                    if (wt)
+                        recur_gemm(false, false, B, nj, H, 1.0f, fwd_hprev(&f, s), H,
+                                   wt + (size_t)g * H + j0, GH, 0.0f, rnn->hg + g * H + j0, GH);
+                    else
                         recur_gemm(false, true, B, nj, H, 1.0f, fwd_hprev(&f, s), H,
                                    p.w_hh + ((size_t)g * H + j0) * H, H, 0.0f,
                                    rnn->hg + g * H + j0, GH);
