@@ -1,4 +1,5 @@
 /* team.c - helper threads for microsecond-long parallel work (team.h). */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "core/team.h"
 
 #include <stdatomic.h>
