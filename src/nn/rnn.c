@@ -29,7 +29,7 @@
 
 /* From this batch size on, the forward's recurrent products read a
  * transposed copy of W_hh ([H, G*H], made once per layer and call): the
- * GEMM library runs h W^T from it 1.5-1.7x faster than from W_hh itself
+ * GEMM library runs h W^T from it 1.3-1.7x faster than from W_hh itself
  * (2 cores, H = 1024: 362 against 276 GFLOP/s at B = 64, 248 against 149 at
  * B = 8); at B = 1 the plain layout is faster. */
 #define TRANSPOSED_BATCH 8
