@@ -18,9 +18,9 @@
  * step 3x the forward. The fraction of peak uses the FMA peak on the same
  * number of threads. Peak memory is the case process's ru_maxrss.
  * Usage: bench_rnn [--threads N] [--seconds S] [--json] [--only TEXT]
- * (the peaks always run). No bf16 case yet: recur has no bf16 path; a case
- * added here with oneDNN's ids (lstm_fwd_b64_bf16, stream_lstm_bf16) joins
- * the table by itself. */
+ * (the peaks always run). stream_lstm_bf16 is the same streaming step with
+ * RECUR_PRECISION_BF16; recur has no bf16 path for whole sequences, so
+ * lstm_fwd_b64_bf16 has oneDNN's and PyTorch's figures only. */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, clock_gettime under -std=c11 */
 #include <immintrin.h>
 #include <stdbool.h>
