@@ -181,6 +181,17 @@ static void test_train_eval_sample(void)
     CHECK_NEAR(bpc, loss / log(2.0), 1e-6);
     CHECK_NEAR(ppl, exp(loss), 1e-4 * exp(loss));
     CHECK(chars == (long)val_len - 1);
+    /* --streams 16 --chunk 25 is training's validation (--batch 16 --seq-len 25) */
+    const double train_val = rows[8].val_loss;
+    CHECK_EXIT(run("eval_streams", "eval", "--model", latest, "--data", val_path, "--json",
+                   "--streams", "16", "--chunk", "25", NULL), 0);
+    json = read_all(last_out);
+    CHECK(json && sscanf(json, "{\"loss\": %lf", &loss) == 1);
+    free(json);
+    CHECK_NEAR(loss, train_val, 2e-6);
+    CHECK_EXIT(run("eval_streams_bf16", "eval", "--model", latest, "--data", val_path,
+                   "--streams", "16", "--precision", "bf16", NULL), 2);
+    CHECK_STDERR_MENTIONS("--streams");
 
     /* same protocol with one stream: eval must give the training's number */
     const char *out1 = path_of("run_b1"), *latest1 = path_of("run_b1/latest.safetensors");
@@ -666,6 +677,72 @@ static void test_byte_level(void)
     recur_lm_free(lm), recur_vocab_free(vocab), recur_train_state_free(ts);
 }
 
+static double eval_loss(const char *name, const char *models, const char *data,
+                        const char *precision)
+{
+    double loss = NAN;
+    CHECK_EXIT(run(name, "eval", "--model", models, "--data", data, "--json", "--precision",
+                   precision, NULL), 0);
+    char *json = read_all(last_out);
+    CHECK_MSG(json && sscanf(json, "{\"loss\": %lf", &loss) == 1, "%s: eval printed \"%s\"",
+              name, json ? json : "");
+    free(json);
+    return loss;
+}
+
+/* --model A,B: the ensemble's loss is that of the averaged distributions, so
+ * no worse than the members' mean (Jensen) nor than either member's + ln 2;
+ * a model mixed with itself is that model; sampling from an ensemble is
+ * deterministic; members over different vocabularies are refused. Uses the
+ * checkpoints of test_train_eval_sample and test_byte_level. */
+static void test_ensemble(void)
+{
+    char a[600], b[600], val[600], ab[1201], aa[1201];
+    snprintf(a, sizeof a, "%s", path_of("run_main/latest.safetensors")); /* lstm 64 */
+    snprintf(b, sizeof b, "%s", path_of("run_b1/latest.safetensors"));   /* gru 2 x 32 */
+    snprintf(val, sizeof val, "%s", path_of("val.txt"));
+    snprintf(ab, sizeof ab, "%s,%s", a, b);
+    snprintf(aa, sizeof aa, "%s,%s", a, a);
+    const double la = eval_loss("ens_a", a, val, "f32"), lb = eval_loss("ens_b", b, val, "f32");
+    const double lab = eval_loss("ens_ab", ab, val, "f32");
+    CHECK_MSG(lab < (la + lb) / 2 && lab <= fmin(la, lb) + log(2.0),
+              "ensemble loss %.6f against members %.6f and %.6f", lab, la, lb);
+    CHECK_NEAR(eval_loss("ens_aa", aa, val, "f32"), la, 1e-6);
+    /* token by token (the sampler's path) the ensemble scores the same */
+    const double lab16 = eval_loss("ens_ab16", ab, val, "bf16");
+    CHECK_MSG(lab16 != lab && fabs(lab16 - lab) < 0.01 * lab, "bf16 ensemble %.9g against %.9g",
+              lab16, lab);
+
+    CHECK_EXIT(run("ens_s1", "sample", "--model", ab, "--seed", "5", "--length", "150",
+                   "--prime", "ROMEO:", NULL), 0);
+    char *s1 = read_all(last_out);
+    CHECK_EXIT(run("ens_s2", "sample", "--model", ab, "--seed", "5", "--length", "150",
+                   "--prime", "ROMEO:", NULL), 0);
+    char *s2 = read_all(last_out);
+    CHECK_MSG(s1 && s2 && strlen(s1) == 156 && strcmp(s1, s2) == 0,
+              "ensemble samples with the same seed differ, or have the wrong length");
+    free(s1), free(s2);
+    CHECK_EXIT(run("ens_s3", "sample", "--model", aa, "--seed", "5", "--length", "150", NULL), 0);
+    s1 = read_all(last_out);
+    CHECK_EXIT(run("ens_s4", "sample", "--model", a, "--seed", "5", "--length", "150", NULL), 0);
+    s2 = read_all(last_out);
+    CHECK_MSG(s1 && s2 && strcmp(s1, s2) == 0, "a model mixed with itself samples other text");
+    free(s1), free(s2);
+
+    char mixed[1201], hole[601], missing[1201];
+    snprintf(mixed, sizeof mixed, "%s,%s", a, path_of("bytes/latest.safetensors"));
+    CHECK_EXIT(run("ens_vocab", "eval", "--model", mixed, "--data", val, NULL), 1);
+    CHECK_STDERR_MENTIONS("vocabulary (256 tokens) differs");
+    CHECK_EXIT(run("ens_vocab_s", "sample", "--model", mixed, NULL), 1);
+    CHECK_STDERR_MENTIONS("differs");
+    snprintf(hole, sizeof hole, "%s,", a);
+    CHECK_EXIT(run("ens_hole", "eval", "--model", hole, "--data", val, NULL), 2);
+    CHECK_STDERR_MENTIONS("empty path");
+    snprintf(missing, sizeof missing, "%s,%s", a, path_of("nothing.safetensors"));
+    CHECK_EXIT(run("ens_missing", "sample", "--model", missing, NULL), 1);
+    CHECK_STDERR_MENTIONS("nothing.safetensors");
+}
+
 int main(int argc, char **argv)
 {
     if (cli_begin(argc, argv, "test_cli"))
@@ -691,6 +768,7 @@ int main(int argc, char **argv)
     test_kill_during_saves();
     test_sigint();
     test_byte_level();
+    test_ensemble();
 
     cli_end("test_cli");
     CHECK_DONE();

@@ -277,6 +277,27 @@ static void test_vocab_from_codepoints(void)
     CHECK_STATUS(recur_vocab_from_codepoints(cps, 0, &v), RECUR_E_INVALID);
 }
 
+/* recur_vocab_equal: same tokens in the same order, and the same kind. */
+static void test_vocab_equal(void)
+{
+    const uint32_t ab[] = {'a', 'b'}, ba[] = {'b', 'a'}, abc[] = {'a', 'b', 'c'};
+    recur_vocab *v1 = NULL, *v2 = NULL, *v3 = NULL, *v4 = NULL, *v5 = NULL, *bytes = NULL;
+    CHECK_OK(recur_vocab_from_codepoints(ab, 2, &v1));
+    CHECK_OK(recur_vocab_build("abba", 4, RECUR_VOCAB_CHARS, &v2)); /* sorted: a, b */
+    CHECK_OK(recur_vocab_from_codepoints(ba, 2, &v3));
+    CHECK_OK(recur_vocab_from_codepoints(abc, 3, &v4));
+    CHECK_OK(recur_vocab_build("ab", 2, RECUR_VOCAB_BYTES, &bytes));
+    CHECK_OK(recur_vocab_build("\xe2\x82\xac", 3, RECUR_VOCAB_CHARS, &v5));
+    CHECK(recur_vocab_equal(v1, v1) && recur_vocab_equal(v1, v2) && recur_vocab_equal(v2, v1));
+    CHECK(!recur_vocab_equal(v1, v3));    /* order */
+    CHECK(!recur_vocab_equal(v1, v4));    /* size */
+    CHECK(!recur_vocab_equal(v1, bytes)); /* kind */
+    CHECK(!recur_vocab_equal(v5, v1));
+    CHECK(!recur_vocab_equal(v1, NULL) && !recur_vocab_equal(NULL, NULL));
+    recur_vocab_free(v1), recur_vocab_free(v2), recur_vocab_free(v3), recur_vocab_free(v4);
+    recur_vocab_free(v5), recur_vocab_free(bytes);
+}
+
 static void expect_bad_json(const char *json, recur_vocab_kind kind, const char *needle)
 {
     recur_vocab *v = NULL;
@@ -756,6 +777,7 @@ int main(void)
     test_vocab_out_of_vocabulary();
     test_vocab_bytes();
     test_vocab_from_codepoints();
+    test_vocab_equal();
     test_vocab_json();
     test_read_file();
     test_split();

@@ -3,7 +3,8 @@
  * differences with every dropout on (embedding, between layers, output,
  * DropConnect on W_hh), gradients accumulating over steps, the weights
  * unchanged by a step, evaluation ignoring dropout, the carried state, the
- * gradient-ready notifications, and config errors. */
+ * gradient-ready notifications, config errors, the lent logits of
+ * recur_lm_evaluate_logits and the ensemble mixture recur_log_mixture. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -144,6 +145,80 @@ static void carried_state(void)
     CHECK_NEAR((first + second) / 2.0, whole, 1e-5);
     free(h), free(c);
     recur_lm_free(lm);
+}
+
+/* recur_lm_evaluate_logits lends the logits behind recur_lm_evaluate's loss:
+ * their cross-entropy against the next tokens is that loss. */
+static void evaluate_logits(void)
+{
+    recur_lm_config cfg = recur_lm_config_default();
+    cfg.cell = RECUR_CELL_GRU;
+    cfg.vocab_size = V;
+    cfg.embedding_size = 3;
+    cfg.hidden_size = 4;
+    recur_lm *lm = NULL;
+    CHECK_OK(recur_lm_create(&cfg, &lm));
+    if (!lm)
+        return;
+    recur_rng rng;
+    recur_rng_seed(&rng, 8);
+    recur_lm_init(lm, &rng);
+    int32_t tokens[(T + 1) * B];
+    for (int i = 0; i < (T + 1) * B; i++)
+        tokens[i] = (int32_t)(recur_rng_next(&rng) % V);
+    double plain = NAN, lent = NAN, xent = 0.0;
+    const float *logits = NULL;
+    CHECK_OK(recur_lm_evaluate(lm, tokens, T, B, NULL, NULL, &plain));
+    CHECK_OK(recur_lm_evaluate_logits(lm, tokens, T, B, NULL, NULL, &lent, &logits));
+    CHECK(logits != NULL && lent == plain);
+    for (int r = 0; logits && r < T * B; r++) {
+        double z = 0.0;
+        for (int v = 0; v < V; v++)
+            z += exp((double)logits[r * V + v]);
+        xent += log(z) - (double)logits[r * V + tokens[B + r]];
+    }
+    CHECK_NEAR(xent / (T * B), plain, 1e-5);
+    CHECK_STATUS(recur_lm_evaluate_logits(lm, tokens, T, B, NULL, NULL, &lent, NULL),
+                 RECUR_E_INVALID);
+    recur_lm_free(lm);
+}
+
+/* recur_log_mixture against probabilities worked out by hand. */
+static void log_mixture(void)
+{
+    /* K = 2, V = 2: softmax(0, 0) = (1/2, 1/2), softmax(log 3, 0) = (3/4, 1/4);
+     * their average (5/8, 3/8) */
+    float a[2] = {0.0f, 0.0f}, b[2] = {(float)log(3.0), 0.0f}, out[2];
+    const float *two[2] = {a, b};
+    CHECK_OK(recur_log_mixture(two, 2, 1, 2, out));
+    CHECK_NEAR(out[0], log(5.0 / 8.0), 1e-6);
+    CHECK_NEAR(out[1], log(3.0 / 8.0), 1e-6);
+    /* K = 1 is log_softmax: (2, 1, -1) shifted by log(e^2 + e + e^-1); two rows */
+    float one[6] = {2.0f, 1.0f, -1.0f, 0.5f, 0.5f, 0.5f}, lsm[6];
+    const float *just[1] = {one};
+    CHECK_OK(recur_log_mixture(just, 1, 2, 3, lsm));
+    const double z = log(exp(2.0) + exp(1.0) + exp(-1.0));
+    CHECK_NEAR(lsm[0], 2.0 - z, 1e-6);
+    CHECK_NEAR(lsm[2], -1.0 - z, 1e-6);
+    CHECK_NEAR(lsm[4], -log(3.0), 1e-6);
+    /* logits far apart neither overflow nor lose the small member: (1, 0) and (0, 1) in
+     * effect, so each token gets 1/2 */
+    float far1[2] = {1000.0f, -1000.0f}, far2[2] = {-500.0f, 500.0f};
+    const float *far[2] = {far1, far2};
+    CHECK_OK(recur_log_mixture(far, 2, 1, 2, far1)); /* in place over the first member */
+    CHECK_NEAR(far1[0], log(0.5), 1e-6);
+    CHECK_NEAR(far1[1], log(0.5), 1e-6);
+    /* identical members mix to themselves */
+    float same[3] = {0.3f, -2.0f, 1.7f}, mixed[3], single[3];
+    const float *three[3] = {same, same, same};
+    CHECK_OK(recur_log_mixture(three, 3, 1, 3, mixed));
+    CHECK_OK(recur_log_mixture(three, 1, 1, 3, single));
+    for (int v = 0; v < 3; v++)
+        CHECK_NEAR(mixed[v], single[v], 1e-6);
+    CHECK_STATUS(recur_log_mixture(two, 0, 1, 2, out), RECUR_E_INVALID);
+    const float *holes[2] = {a, NULL};
+    CHECK_STATUS(recur_log_mixture(holes, 2, 1, 2, out), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("logits[1]");
 }
 
 /* What the gradient hook saw: every call's `from`, and for each new
@@ -288,6 +363,8 @@ int main(void)
         gradient_case(cells[k], 0.2f, 0.3f, 0.3f, 0.4f);
     }
     carried_state();
+    evaluate_logits();
+    log_mixture();
     grad_hook_case(0.0f);
     grad_hook_case(0.5f);
     config_errors();

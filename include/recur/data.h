@@ -90,6 +90,10 @@ RECUR_API int32_t recur_vocab_size(const recur_vocab *vocab);
  * byte 0 give "": use *len (optional, may be NULL) for the exact length. */
 RECUR_API const char *recur_vocab_token(const recur_vocab *vocab, int32_t id, size_t *len);
 
+/* 1 when a and b have the same kind and the same tokens in the same order
+ * (models over them predict the same ids and can be mixed), else 0. */
+RECUR_API int recur_vocab_equal(const recur_vocab *a, const recur_vocab *b);
+
 /* The code point of token `id` (the byte value for a byte vocabulary);
  * UINT32_MAX when id is outside [0, V). */
 RECUR_API uint32_t recur_vocab_codepoint(const recur_vocab *vocab, int32_t id);

@@ -69,6 +69,22 @@ RECUR_API int recur_lm_train_step(recur_lm *lm, const int32_t *tokens, int T, in
 RECUR_API int recur_lm_evaluate(recur_lm *lm, const int32_t *tokens, int T, int B, float *h,
                                 float *c, double *loss);
 
+/* recur_lm_evaluate that also lends the logits it computed: *logits points
+ * to [T*B, V] floats (row t*B + b scores the token at row t+1 of sequence b),
+ * owned by lm and valid until the next call on lm. For mixing models
+ * (recur_log_mixture) or any per-token use of the scores. */
+RECUR_API int recur_lm_evaluate_logits(recur_lm *lm, const int32_t *tokens, int T, int B,
+                                       float *h, float *c, double *loss, const float **logits);
+
+/* Ensembles. The mixture of K models over one vocabulary predicts
+ * p(v) = (1/K) sum_k softmax(logits_k)(v); this writes out[r, v] =
+ * log p(v) for each of `rows` rows of V scores, so that out can be used as
+ * logits (recur_sample_logits, cross-entropy). logits[k] points to model
+ * k's [rows, V] scores; out may be logits[0]. K = 1 gives log_softmax.
+ * Computed in double per row. RECUR_E_INVALID on NULL or K, V < 1. */
+RECUR_API int recur_log_mixture(const float *const *logits, int K, size_t rows, int V,
+                                float *out);
+
 /* Gradient-ready notifications during recur_lm_train_step, for
  * overlapping a data-parallel all-reduce with the backward pass:
  * hook(user, from) each time recur_lm_grads()[from .. size) became final

@@ -81,14 +81,29 @@ void cli_token_text(const recur_vocab *vocab, int32_t id, char *out, size_t size
  * T steps; every token of a stream after its first is predicted once
  * (B = 1: every token after the first of the text). *loss is the mean over
  * the *count predictions. B is lowered so that each stream has >= 2 tokens. */
-int cli_evaluate(recur_lm *lm, const int32_t *tokens, size_t n, int B, int T, double *loss,
-                 size_t *count);
+/* K > 1 models are scored as an ensemble: the mixture of their predicted
+ * distributions (recur_log_mixture), each model carrying its own state. */
+int cli_evaluate(recur_lm *const *lms, int K, const int32_t *tokens, size_t n, int B, int T,
+                 double *loss, size_t *count);
 
 /* The same quantity for one stream (B = 1) computed token by token with a
  * streaming sampler of the given precision (recur_lm_sampler_create_with):
  * how the model scores text when it runs as `recur sample` runs it. */
-int cli_evaluate_stream(recur_lm *lm, const int32_t *tokens, size_t n, recur_precision precision,
-                        double *loss, size_t *count);
+int cli_evaluate_stream(recur_lm *const *lms, int K, const int32_t *tokens, size_t n,
+                        recur_precision precision, double *loss, size_t *count);
+
+/* The models of `recur eval|sample --model A[,B...]`: one checkpoint, or an
+ * ensemble of several over one vocabulary. */
+typedef struct cli_lms {
+    recur_lm **lm;
+    int count;
+    recur_vocab *vocab; /* the (shared) vocabulary */
+} cli_lms;
+/* Loads every comma-separated path of spec; on failure prints the error
+ * (naming the file) and returns CLI_FAILURE or CLI_USAGE with nothing left
+ * to free. cli_free_lms releases it all. */
+int cli_load_lms(const char *command, const char *spec, cli_lms *out);
+void cli_free_lms(cli_lms *lms);
 
 /* --precision: "f32" or "bf16" (cli_precision_choices) to the enum. */
 extern const char *const cli_precision_choices[];

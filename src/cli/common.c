@@ -246,41 +246,66 @@ void cli_token_text(const recur_vocab *vocab, int32_t id, char *out, size_t size
         snprintf(out, size, "U+%04" PRIX32, cp);
 }
 
-int cli_evaluate(recur_lm *lm, const int32_t *tokens, size_t n, int B, int T, double *loss,
-                 size_t *count)
+/* -log of the mixture's probability of each target: loss_rows[r] for the
+ * [rows, V] scores of K models (K = 1: the plain cross-entropy). */
+static int mixture_nll(const float *const *logits, int K, size_t rows, int V,
+                       const int32_t *targets, float *mix, double *total)
+{
+    int status = recur_log_mixture(logits, K, rows, V, mix);
+    for (size_t r = 0; !status && r < rows; r++)
+        *total -= (double)mix[r * (size_t)V + (size_t)targets[r]];
+    return status;
+}
+
+int cli_evaluate(recur_lm *const *lms, int K, const int32_t *tokens, size_t n, int B, int T,
+                 double *loss, size_t *count)
 {
     *loss = NAN;
     *count = 0;
-    if (n < 2 || B < 1 || T < 1)
+    if (n < 2 || B < 1 || T < 1 || K < 1)
         return RECUR_E_INVALID; /* callers check; nothing to predict */
     if ((size_t)B > n / 2)
         B = (int)(n / 2);
     const size_t L = n / (size_t)B; /* tokens per stream */
-    const recur_lm_config *cfg = recur_lm_get_config(lm);
-    size_t state = recur_lm_state_size(lm, B);
-    float *h = calloc(state ? state : 1, sizeof *h);
-    float *c = cfg->cell == RECUR_CELL_LSTM ? calloc(state ? state : 1, sizeof *c) : NULL;
+    const int V = recur_lm_get_config(lms[0])->vocab_size;
+    float **h = calloc((size_t)K, sizeof *h), **c = calloc((size_t)K, sizeof *c);
+    const float **logits = calloc((size_t)K, sizeof *logits);
     int32_t *chunk = malloc((size_t)(T + 1) * (size_t)B * sizeof *chunk); /* [T+1, B] */
-    int status = RECUR_OK;
-    if (!h || !chunk || (cfg->cell == RECUR_CELL_LSTM && !c)) {
-        free(h), free(c), free(chunk);
-        return RECUR_E_NOMEM;
+    /* K > 1: the mixture's log-probabilities of one chunk */
+    float *mix = K > 1 ? malloc((size_t)T * (size_t)B * (size_t)V * sizeof *mix) : NULL;
+    int status = h && c && logits && chunk && (K == 1 || mix) ? RECUR_OK : RECUR_E_NOMEM;
+    for (int k = 0; !status && k < K; k++) {
+        size_t state = recur_lm_state_size(lms[k], B);
+        h[k] = calloc(state ? state : 1, sizeof **h);
+        if (recur_lm_get_config(lms[k])->cell == RECUR_CELL_LSTM)
+            c[k] = calloc(state ? state : 1, sizeof **c);
+        if (!h[k] || (recur_lm_get_config(lms[k])->cell == RECUR_CELL_LSTM && !c[k]))
+            status = RECUR_E_NOMEM;
     }
     double total = 0.0;
     size_t predictions = 0;
-    for (size_t offset = 0; offset + 1 < L; offset += (size_t)T) {
+    for (size_t offset = 0; !status && offset + 1 < L; offset += (size_t)T) {
         size_t steps = L - 1 - offset < (size_t)T ? L - 1 - offset : (size_t)T;
         for (size_t t = 0; t <= steps; t++)
             for (int b = 0; b < B; b++)
                 chunk[t * (size_t)B + (size_t)b] = tokens[(size_t)b * L + offset + t];
+        const size_t rows = steps * (size_t)B;
         double chunk_loss = 0.0;
-        status = recur_lm_evaluate(lm, chunk, (int)steps, B, h, c, &chunk_loss);
-        if (status)
-            break;
-        total += chunk_loss * (double)(steps * (size_t)B);
-        predictions += steps * (size_t)B;
+        if (K == 1) {
+            status = recur_lm_evaluate(lms[0], chunk, (int)steps, B, h[0], c[0], &chunk_loss);
+            total += chunk_loss * (double)rows;
+        } else {
+            for (int k = 0; !status && k < K; k++)
+                status = recur_lm_evaluate_logits(lms[k], chunk, (int)steps, B, h[k], c[k],
+                                                  &chunk_loss, &logits[k]);
+            if (!status)
+                status = mixture_nll(logits, K, rows, V, chunk + B, mix, &total);
+        }
+        predictions += rows;
     }
-    free(h), free(c), free(chunk);
+    for (int k = 0; k < K && h && c; k++)
+        free(h[k]), free(c[k]);
+    free(h), free(c), free(logits), free(chunk), free(mix);
     if (status)
         return status;
     *loss = total / (double)predictions;
@@ -295,34 +320,99 @@ recur_precision cli_precision(const char *name)
     return name && strcmp(name, "bf16") == 0 ? RECUR_PRECISION_BF16 : RECUR_PRECISION_F32;
 }
 
-int cli_evaluate_stream(recur_lm *lm, const int32_t *tokens, size_t n, recur_precision precision,
-                        double *loss, size_t *count)
+int cli_evaluate_stream(recur_lm *const *lms, int K, const int32_t *tokens, size_t n,
+                        recur_precision precision, double *loss, size_t *count)
 {
     *loss = NAN;
     *count = 0;
-    if (n < 2)
+    if (n < 2 || K < 1)
         return RECUR_E_INVALID; /* callers check; nothing to predict */
-    const int V = recur_lm_get_config(lm)->vocab_size;
-    float *logits = malloc((size_t)V * sizeof *logits);
-    recur_lm_sampler *s = NULL;
-    int status = logits ? recur_lm_sampler_create_with(lm, 1, precision, &s) : RECUR_E_NOMEM;
+    const int V = recur_lm_get_config(lms[0])->vocab_size;
+    recur_lm_sampler **s = calloc((size_t)K, sizeof *s);
+    float **logits = calloc((size_t)K, sizeof *logits);
+    float *mix = malloc((size_t)V * sizeof *mix);
+    int status = s && logits && mix ? RECUR_OK : RECUR_E_NOMEM;
+    for (int k = 0; !status && k < K; k++) {
+        logits[k] = malloc((size_t)V * sizeof **logits);
+        status = logits[k] ? recur_lm_sampler_create_with(lms[k], 1, precision, &s[k])
+                           : RECUR_E_NOMEM;
+    }
     double total = 0.0;
     for (size_t i = 0; !status && i + 1 < n; i++) {
-        if ((status = recur_lm_sampler_step(s, &tokens[i], logits)))
-            break;
-        /* -log softmax(logits)[next], in double */
-        double m = logits[0], z = 0.0;
-        for (int v = 1; v < V; v++)
-            m = logits[v] > m ? logits[v] : m;
-        for (int v = 0; v < V; v++)
-            z += exp((double)logits[v] - m);
-        total += m + log(z) - (double)logits[tokens[i + 1]];
+        for (int k = 0; !status && k < K; k++)
+            status = recur_lm_sampler_step(s[k], &tokens[i], logits[k]);
+        if (!status)
+            status = mixture_nll((const float *const *)logits, K, 1, V, &tokens[i + 1], mix,
+                                 &total);
     }
-    recur_lm_sampler_free(s);
-    free(logits);
+    for (int k = 0; k < K && s && logits; k++) {
+        recur_lm_sampler_free(s[k]);
+        free(logits[k]);
+    }
+    free(s), free(logits), free(mix);
     if (status)
         return status;
     *loss = total / (double)(n - 1);
     *count = n - 1;
     return RECUR_OK;
+}
+
+/* Splits "A,B,..." and loads each checkpoint; all must share one vocabulary. */
+int cli_load_lms(const char *cmd, const char *spec, cli_lms *out)
+{
+    memset(out, 0, sizeof *out);
+    char *list = strdup(spec);
+    if (!list)
+        return cli_fail(cmd, "", "out of memory");
+    int rc = CLI_OK, n = 1;
+    for (const char *p = spec; *p; p++)
+        n += *p == ',';
+    out->lm = calloc((size_t)n, sizeof *out->lm);
+    if (!out->lm) {
+        free(list);
+        return cli_fail(cmd, "", "out of memory");
+    }
+    char *save = NULL;
+    int k = 0;
+    for (char *path = list; rc == CLI_OK && k < n; path = NULL, k++) {
+        char *p = strtok_r(path, ",", &save);
+        recur_vocab *vocab = NULL;
+        if (!p || !*p) {
+            rc = cli_usage(cmd, "--model: an empty path in '%s'", spec);
+        } else if (recur_checkpoint_load(p, &out->lm[out->count], &vocab, NULL)) {
+            rc = cli_fail(cmd, "Check the path; checkpoints are the .safetensors files that "
+                          "'recur train' writes into its --out folder (a file written by "
+                          "PyTorch needs the \"recur\" metadata: docs/checkpoints.md).",
+                          "cannot load the model %s: %s", p, recur_last_error());
+        } else {
+            out->count++;
+            if (!out->vocab) {
+                out->vocab = vocab;
+            } else if (!recur_vocab_equal(out->vocab, vocab)) {
+                rc = cli_fail(cmd, "The models of an ensemble must be trained on the same "
+                              "text (the same characters in the same order).",
+                              "%s: its vocabulary (%d tokens) differs from that of the first "
+                              "model (%d tokens)", p, (int)recur_vocab_size(vocab),
+                              (int)recur_vocab_size(out->vocab));
+                recur_vocab_free(vocab);
+            } else {
+                recur_vocab_free(vocab);
+            }
+        }
+    }
+    if (rc == CLI_OK && k < n)
+        rc = cli_usage(cmd, "--model: an empty path in '%s'", spec);
+    free(list);
+    if (rc != CLI_OK)
+        cli_free_lms(out);
+    return rc;
+}
+
+void cli_free_lms(cli_lms *lms)
+{
+    for (int k = 0; lms->lm && k < lms->count; k++)
+        recur_lm_free(lms->lm[k]);
+    free(lms->lm);
+    recur_vocab_free(lms->vocab);
+    memset(lms, 0, sizeof *lms);
 }

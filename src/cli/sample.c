@@ -2,7 +2,8 @@
  * time, writing each to stdout as soon as it is drawn. The prime text (if
  * any) is fed first and echoed; without one the model starts from a newline
  * (or token 0 when the vocabulary has none), which is not echoed. The same
- * checkpoint, options and seed always give the same text. */
+ * checkpoint, options and seed always give the same text. --model A,B,...
+ * samples from an ensemble: the mixture of the models' distributions. */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +24,20 @@ static void put_token(const recur_vocab *vocab, int32_t id)
     fflush(stdout);
 }
 
+/* Feeds one token to every model of the ensemble; next receives what to draw
+ * from (with one model its logits are already there). */
+static int step_all(recur_lm_sampler **samplers, int K, const int32_t *token, float **members,
+                    int V, float *next)
+{
+    for (int k = 0; k < K; k++) {
+        int status = recur_lm_sampler_step(samplers[k], token, members[k]);
+        if (status)
+            return status;
+    }
+    return K == 1 ? RECUR_OK
+                  : recur_log_mixture((const float *const *)members, K, 1, V, next);
+}
+
 int cmd_sample(int argc, char **argv)
 {
     const char *cmd = "sample";
@@ -32,8 +47,10 @@ int cmd_sample(int argc, char **argv)
     int top_k = 0, threads = 1;
     const char *precision = "f32";
     cli_option options[] = {
-        {"model", CLI_STRING, &model_path, "CKPT", "checkpoint to sample from (.safetensors)", 0,
-         0, NULL, "required", 0, 0},
+        {"model", CLI_STRING, &model_path, "CKPT[,CKPT...]",
+         "checkpoint to sample from (.safetensors); several, comma-separated, form an "
+         "ensemble: each character is drawn from the average of their distributions", 0, 0,
+         NULL, "required", 0, 0},
         {"prime", CLI_STRING, &prime, "TEXT", "text to start from (fed to the model and printed)",
          0, 0, NULL, "a newline, not printed", 0, 0},
         {"length", CLI_INT64, &length, "N", "number of characters to generate", 0, 1e15, NULL,
@@ -55,7 +72,7 @@ int cmd_sample(int argc, char **argv)
         {"threads", CLI_INT, &threads, "N", "threads for the matrix products (0: all cores)", 0,
          4096, NULL, NULL, 0, 0},
         CLI_END};
-    int status = cli_parse(cmd, options, argc, argv, "--model CKPT [options]",
+    int status = cli_parse(cmd, options, argc, argv, "--model CKPT[,CKPT...] [options]",
                            "Generates text from a trained model, streaming each character to "
                            "stdout as it is drawn.");
     if (status == CLI_HELP_SHOWN)
@@ -66,19 +83,18 @@ int cmd_sample(int argc, char **argv)
         return cli_usage(cmd, "--model CKPT is required");
     recur_set_threads(threads);
 
-    recur_lm *lm = NULL;
-    recur_vocab *vocab = NULL;
-    recur_lm_sampler *sampler = NULL;
+    cli_lms models;
+    recur_lm_sampler **samplers = NULL;
+    float **members = NULL; /* each model's logits inside `logits` */
     int32_t *prime_ids = NULL;
-    float *logits = NULL;
+    float *logits = NULL; /* [K + 1, V]: each model's, then (K > 1) the mixture's */
     size_t prime_count = 0;
-    int rc = CLI_FAILURE;
-    if (recur_checkpoint_load(model_path, &lm, &vocab, NULL)) {
-        cli_fail(cmd, "Check the path; checkpoints are the .safetensors files that 'recur train' "
-                 "writes into its --out folder.", "cannot load the model: %s", recur_last_error());
-        goto done;
-    }
-    const int V = recur_lm_get_config(lm)->vocab_size;
+    int rc = cli_load_lms(cmd, model_path, &models);
+    if (rc)
+        return rc;
+    rc = CLI_FAILURE;
+    const recur_vocab *vocab = models.vocab;
+    const int K = models.count, V = recur_lm_get_config(models.lm[0])->vocab_size;
     if (top_k > V) {
         rc = cli_usage(cmd, "--top-k %d is larger than the vocabulary (%d tokens)", top_k, V);
         goto done;
@@ -98,11 +114,22 @@ int cmd_sample(int argc, char **argv)
         prime_ids[0] = start >= 0 ? start : 0;
         prime_count = 1;
     }
-    logits = malloc((size_t)V * sizeof *logits);
-    if (!logits || recur_lm_sampler_create_with(lm, 1, cli_precision(precision), &sampler)) {
-        cli_fail(cmd, "", "cannot create the sampler: %s", logits ? recur_last_error() : "out of memory");
+    logits = malloc((size_t)(K + 1) * (size_t)V * sizeof *logits);
+    samplers = calloc((size_t)K, sizeof *samplers);
+    members = calloc((size_t)K, sizeof *members);
+    if (!logits || !samplers || !members) {
+        cli_fail(cmd, "", "out of memory");
         goto done;
     }
+    for (int k = 0; k < K; k++) {
+        members[k] = logits + (size_t)k * (size_t)V;
+        if (recur_lm_sampler_create_with(models.lm[k], 1, cli_precision(precision), &samplers[k])) {
+            cli_fail(cmd, "", "cannot create the sampler: %s", recur_last_error());
+            goto done;
+        }
+    }
+    /* what to draw from: the model's logits, or the ensemble's log-mixture */
+    float *next = K == 1 ? logits : logits + (size_t)K * (size_t)V;
     if (seed < 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -113,7 +140,7 @@ int cmd_sample(int argc, char **argv)
     recur_rng rng;
     recur_rng_seed(&rng, (uint64_t)seed);
     for (size_t i = 0; i < prime_count; i++) {
-        if (recur_lm_sampler_step(sampler, &prime_ids[i], logits)) {
+        if (step_all(samplers, K, &prime_ids[i], members, V, next)) {
             cli_fail(cmd, "", "sampling failed: %s", recur_last_error());
             goto done;
         }
@@ -122,8 +149,8 @@ int cmd_sample(int argc, char **argv)
     }
     for (int64_t i = 0; i < length; i++) {
         int32_t token = 0;
-        if (recur_sample_logits(logits, V, (float)temperature, top_k, (float)top_p, &rng, &token) ||
-            recur_lm_sampler_step(sampler, &token, logits)) {
+        if (recur_sample_logits(next, V, (float)temperature, top_k, (float)top_p, &rng, &token) ||
+            step_all(samplers, K, &token, members, V, next)) {
             fputc('\n', stdout);
             cli_fail(cmd, "", "sampling failed: %s", recur_last_error());
             goto done;
@@ -140,8 +167,10 @@ done:
         recur_free(prime_ids);
     else
         free(prime_ids);
-    recur_lm_sampler_free(sampler);
-    recur_vocab_free(vocab);
-    recur_lm_free(lm);
+    for (int k = 0; samplers && k < K; k++)
+        recur_lm_sampler_free(samplers[k]);
+    free(samplers);
+    free(members);
+    cli_free_lms(&models);
     return rc;
 }

@@ -116,7 +116,7 @@ static int lm_validate(void *ctx, double *loss, double *metric)
     size_t count = 0;
     *metric = NAN;
     /* MPI: rank 0 validates with the streams of the whole batch */
-    return cli_evaluate(r->lm, r->ids + r->train_len, r->val_len, r->o->batch * dist_size(),
+    return cli_evaluate(&r->lm, 1, r->ids + r->train_len, r->val_len, r->o->batch * dist_size(),
                         r->o->seq_len, loss, &count);
 }
 

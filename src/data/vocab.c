@@ -244,6 +244,13 @@ int32_t recur_vocab_size(const recur_vocab *vocab)
     return vocab->size;
 }
 
+int recur_vocab_equal(const recur_vocab *a, const recur_vocab *b)
+{
+    if (!a || !b || a->kind != b->kind || a->size != b->size)
+        return 0;
+    return memcmp(a->codepoints, b->codepoints, (size_t)a->size * sizeof *a->codepoints) == 0;
+}
+
 const char *recur_vocab_token(const recur_vocab *vocab, int32_t id, size_t *len)
 {
     if (id < 0 || id >= vocab->size)

@@ -302,6 +302,58 @@ int recur_lm_evaluate(recur_lm *lm, const int32_t *tokens, int T, int B, float *
     return lm_forward(lm, RECUR_MODE_INFER, tokens, T, B, h, c, NULL, loss);
 }
 
+int recur_lm_evaluate_logits(recur_lm *lm, const int32_t *tokens, int T, int B, float *h,
+                             float *c, double *loss, const float **logits)
+{
+    if (!logits)
+        return recur__error(RECUR_E_INVALID, "recur_lm_evaluate_logits: NULL argument");
+    *logits = NULL;
+    int status = lm_forward(lm, RECUR_MODE_INFER, tokens, T, B, h, c, NULL, loss);
+    if (!status)
+        *logits = lm->logits;
+    return status;
+}
+
+int recur_log_mixture(const float *const *logits, int K, size_t rows, int V, float *out)
+{
+    if (!logits || !out || K < 1 || V < 1)
+        return recur__error(RECUR_E_INVALID, "recur_log_mixture: NULL argument or K (%d), V "
+                            "(%d) below 1", K, V);
+    for (int k = 0; k < K; k++)
+        if (!logits[k])
+            return recur__error(RECUR_E_INVALID, "recur_log_mixture: logits[%d] is NULL", k);
+    /* log p(v) = log sum_k exp(l_k(v) - lse_k) - log K, with lse_k = log sum_v exp(l_k(v));
+     * each term is shifted by the row's largest l_k(v) - lse_k so that nothing overflows */
+    double lse_stack[16], *lse = K <= 16 ? lse_stack : recur__malloc((size_t)K * sizeof *lse);
+    if (!lse)
+        return recur__error(RECUR_E_NOMEM, "recur_log_mixture: out of memory");
+    const double log_k = log((double)K);
+    for (size_t r = 0; r < rows; r++) {
+        for (int k = 0; k < K; k++) {
+            const float *l = logits[k] + r * (size_t)V;
+            double m = l[0], z = 0.0;
+            for (int v = 1; v < V; v++)
+                m = l[v] > m ? l[v] : m;
+            for (int v = 0; v < V; v++)
+                z += exp((double)l[v] - m);
+            lse[k] = m + log(z);
+        }
+        for (int v = 0; v < V; v++) {
+            double m = -INFINITY, z = 0.0;
+            for (int k = 0; k < K; k++) {
+                const double a = (double)logits[k][r * (size_t)V + (size_t)v] - lse[k];
+                m = a > m ? a : m;
+            }
+            for (int k = 0; k < K; k++)
+                z += exp((double)logits[k][r * (size_t)V + (size_t)v] - lse[k] - m);
+            out[r * (size_t)V + (size_t)v] = (float)(m + log(z) - log_k);
+        }
+    }
+    if (lse != lse_stack)
+        recur__free(lse);
+    return RECUR_OK;
+}
+
 /* The W_hh of layer l inside the flat parameter (or gradient) array. */
 static float *hh_weights(recur_lm *lm, float *base, int l)
 {
