@@ -119,23 +119,34 @@ static void gradient_case(recur_cell cell, float p_embed, float p_layers, float 
     recur_lm_free(lm);
 }
 
-/* Two chunks with the state carried equal one chunk twice as long. */
-static void carried_state(void)
+/* A 1-layer model (E = 3, H = 4) initialised from seed, and n random tokens
+ * drawn after the weights; NULL when it cannot be created (a check failed). */
+static recur_lm *small_lm(recur_cell cell, uint64_t seed, int32_t *tokens, int n)
 {
     recur_lm_config cfg = recur_lm_config_default();
+    cfg.cell = cell;
     cfg.vocab_size = V;
     cfg.embedding_size = 3;
     cfg.hidden_size = 4;
     recur_lm *lm = NULL;
     CHECK_OK(recur_lm_create(&cfg, &lm));
     if (!lm)
-        return;
+        return NULL;
     recur_rng rng;
-    recur_rng_seed(&rng, 5);
+    recur_rng_seed(&rng, seed);
     recur_lm_init(lm, &rng);
-    int32_t tokens[(2 * T + 1) * B];
-    for (int i = 0; i < (2 * T + 1) * B; i++)
+    for (int i = 0; i < n; i++)
         tokens[i] = (int32_t)(recur_rng_next(&rng) % V);
+    return lm;
+}
+
+/* Two chunks with the state carried equal one chunk twice as long. */
+static void carried_state(void)
+{
+    int32_t tokens[(2 * T + 1) * B];
+    recur_lm *lm = small_lm(RECUR_CELL_LSTM, 5, tokens, (2 * T + 1) * B);
+    if (!lm)
+        return;
     const size_t S = recur_lm_state_size(lm, B);
     float *h = calloc(S, sizeof(float)), *c = calloc(S, sizeof(float));
     double whole = NAN, first = NAN, second = NAN;
@@ -151,21 +162,10 @@ static void carried_state(void)
  * their cross-entropy against the next tokens is that loss. */
 static void evaluate_logits(void)
 {
-    recur_lm_config cfg = recur_lm_config_default();
-    cfg.cell = RECUR_CELL_GRU;
-    cfg.vocab_size = V;
-    cfg.embedding_size = 3;
-    cfg.hidden_size = 4;
-    recur_lm *lm = NULL;
-    CHECK_OK(recur_lm_create(&cfg, &lm));
+    int32_t tokens[(T + 1) * B];
+    recur_lm *lm = small_lm(RECUR_CELL_GRU, 8, tokens, (T + 1) * B);
     if (!lm)
         return;
-    recur_rng rng;
-    recur_rng_seed(&rng, 8);
-    recur_lm_init(lm, &rng);
-    int32_t tokens[(T + 1) * B];
-    for (int i = 0; i < (T + 1) * B; i++)
-        tokens[i] = (int32_t)(recur_rng_next(&rng) % V);
     double plain = NAN, lent = NAN, xent = 0.0;
     const float *logits = NULL;
     CHECK_OK(recur_lm_evaluate(lm, tokens, T, B, NULL, NULL, &plain));

@@ -246,8 +246,9 @@ void cli_token_text(const recur_vocab *vocab, int32_t id, char *out, size_t size
         snprintf(out, size, "U+%04" PRIX32, cp);
 }
 
-/* -log of the mixture's probability of each target: loss_rows[r] for the
- * [rows, V] scores of K models (K = 1: the plain cross-entropy). */
+/* Adds to *total the -log probability the mixture of K models gives each
+ * target, from their [rows, V] scores (K = 1: the plain cross-entropy); mix
+ * receives the mixture's log-probabilities. */
 static int mixture_nll(const float *const *logits, int K, size_t rows, int V,
                        const int32_t *targets, float *mix, double *total)
 {
