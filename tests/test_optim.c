@@ -3,7 +3,8 @@
  * steps match hand-computed values; invalid hyper-parameters are rejected
  * naming the field; saving the state and step and loading them into a fresh
  * optimizer continues bit-exactly; clipping and schedules at hand-computed
- * points; allocation failures come back as RECUR_E_NOMEM.
+ * points; allocation failures come back as RECUR_E_NOMEM; large arrays (updated
+ * and measured by several threads) give the same bits on one thread and two.
  * (PyTorch parity of the optimizers and of clipping is in test_parity.) */
 #include <math.h>
 #include <stdlib.h>
@@ -664,6 +665,56 @@ static void test_out_of_memory(void)
     CHECK_STATUS(recur_optim_create(&c, SIZE_MAX / 2, &opt), RECUR_E_NOMEM);
 }
 
+/* Above the size where the updates, the norm, the clipping and the finiteness
+ * check are split over threads: 1 and 2 threads give the same bits, every
+ * optimizer variant, over a few steps; the norm equals a plain double sum. */
+static void test_threads_agree(void)
+{
+    enum { BIG = 100003, STEPS = 3 };
+    float *g = malloc(BIG * sizeof *g), *p[2] = {malloc(BIG * sizeof(float)),
+                                                 malloc(BIG * sizeof(float))};
+    CHECK(g && p[0] && p[1]);
+    if (!g || !p[0] || !p[1]) {
+        free(g), free(p[0]), free(p[1]);
+        return;
+    }
+    recur_rng rng;
+    for (int v = 0; v < VARIANTS; v++) {
+        recur_optim_config c = config_of(&variants[v]);
+        for (int threads = 1; threads <= 2; threads++) {
+            recur_set_threads(threads);
+            recur_optim *opt = NULL;
+            CHECK_OK(recur_optim_create(&c, BIG, &opt));
+            recur_rng_seed(&rng, 11);
+            for (int i = 0; i < BIG; i++)
+                p[threads - 1][i] = (float)recur_rng_uniform(&rng) - 0.5f;
+            for (int step = 0; opt && step < STEPS; step++) {
+                for (int i = 0; i < BIG; i++)
+                    g[i] = (float)recur_rng_uniform(&rng) - 0.3f;
+                CHECK_OK(recur_clip_grad_norm(g, BIG, 50.0, NULL));
+                CHECK_OK(recur_optim_step(opt, p[threads - 1], g, c.lr));
+            }
+            recur_optim_free(opt);
+        }
+        CHECK_MSG(memcmp(p[0], p[1], BIG * sizeof(float)) == 0,
+                  "%s: 2 threads differ from 1", variants[v].label);
+    }
+    double plain = 0.0, norm[2];
+    for (int i = 0; i < BIG; i++)
+        plain += (double)g[i] * (double)g[i];
+    for (int threads = 1; threads <= 2; threads++) {
+        recur_set_threads(threads);
+        norm[threads - 1] = recur_grad_norm(g, BIG);
+        CHECK(recur_grads_finite(g, BIG));
+    }
+    CHECK(norm[0] == norm[1]);
+    CHECK_NEAR(norm[0], sqrt(plain), 1e-12 * sqrt(plain));
+    g[BIG - 2] = NAN;
+    CHECK(!recur_grads_finite(g, BIG));
+    recur_set_threads(0);
+    free(g), free(p[0]), free(p[1]);
+}
+
 int main(void)
 {
     test_defaults_and_names();
@@ -674,5 +725,6 @@ int main(void)
     test_clip();
     test_schedules();
     test_out_of_memory();
+    test_threads_agree();
     CHECK_DONE();
 }

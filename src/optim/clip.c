@@ -8,14 +8,30 @@
 #include "internal.h"
 #include "recur/optim.h"
 
-/* ||g||_2 = sqrt(sum_i g_i^2), summed in double. */
+/* ||g||_2 = sqrt(sum_i g_i^2), summed in double: blocks of consecutive squares
+ * summed in order (in parallel for large arrays), then the blocks' sums in
+ * order, so the rounding does not depend on the number of threads. */
+enum { NORM_BLOCKS = 256, NORM_MIN_BLOCK = 8192 };
+
 double recur_grad_norm(const float *grads, size_t n)
 {
-    if (!grads)
+    if (!grads || n == 0)
         return 0.0;
+    size_t block = (n + NORM_BLOCKS - 1) / NORM_BLOCKS;
+    block = block < NORM_MIN_BLOCK ? NORM_MIN_BLOCK : block;
+    const int blocks = (int)((n + block - 1) / block);
+    double partial[NORM_BLOCKS];
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int k = 0; k < blocks; k++) {
+        const size_t end = (size_t)(k + 1) * block < n ? (size_t)(k + 1) * block : n;
+        double sum = 0.0;
+        for (size_t i = (size_t)k * block; i < end; i++)
+            sum += (double)grads[i] * (double)grads[i];
+        partial[k] = sum;
+    }
     double sum = 0.0;
-    for (size_t i = 0; i < n; i++)
-        sum += (double)grads[i] * (double)grads[i];
+    for (int k = 0; k < blocks; k++)
+        sum += partial[k];
     return sqrt(sum);
 }
 
@@ -35,6 +51,7 @@ int recur_clip_grad_norm(float *grads, size_t n, double max_norm, double *total_
     double coef = max_norm / (total + 1e-6);
     if (coef < 1.0) {
         const float scale = (float)coef;
+#pragma omp parallel for schedule(static) if (n >= 32768)
         for (size_t i = 0; i < n; i++)
             grads[i] *= scale;
     }
@@ -62,8 +79,9 @@ int recur_grads_finite(const float *grads, size_t n)
 {
     if (!grads)
         return 1;
+    int finite = 1;
+#pragma omp parallel for schedule(static) reduction(&& : finite) if (n >= 32768)
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(grads[i]))
-            return 0;
-    return 1;
+        finite = finite && isfinite(grads[i]);
+    return finite;
 }

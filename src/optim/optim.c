@@ -33,6 +33,11 @@ struct recur_optim {
     float *sum;             /* adagrad */
 };
 
+/* The element-wise updates below are split over the threads for models of at
+ * least this many parameters. Each element's arithmetic is the same whichever
+ * thread does it, so the result does not depend on the number of threads. */
+#define PARALLEL_MIN 32768
+
 static const char *const optim_names[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
 #define OPTIM_KINDS ((int)(sizeof optim_names / sizeof optim_names[0]))
 
@@ -276,6 +281,7 @@ static void step_sgd(recur_optim *opt, float *p, const float *grad, float lr)
     const float keep = (float)(1.0 - (double)c->dampening);
     float *b = opt->momentum_buffer;
     const int first = opt->step == 1;
+#pragma omp parallel for schedule(static) if (opt->n >= PARALLEL_MIN)
     for (size_t i = 0; i < opt->n; i++) {
         float g = grad[i];
         if (wd != 0.0f)
@@ -310,6 +316,7 @@ static void step_adam(recur_optim *opt, float *p, const float *grad, float lr)
     const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
     const float decay = (float)(1.0 - (double)lr * (double)wd);
     float *m = opt->exp_avg, *v = opt->exp_avg_sq, *vmax = opt->max_exp_avg_sq;
+#pragma omp parallel for schedule(static) if (opt->n >= PARALLEL_MIN)
     for (size_t i = 0; i < opt->n; i++) {
         float g = grad[i];
         if (decoupled)
@@ -345,6 +352,7 @@ static void step_rmsprop(recur_optim *opt, float *p, const float *grad, float lr
     const float wd = c->weight_decay, a = c->alpha, mu = c->momentum, eps = c->eps;
     const float one_minus_a = (float)(1.0 - (double)a);
     float *v = opt->square_avg, *ga = opt->grad_avg, *b = opt->momentum_buffer;
+#pragma omp parallel for schedule(static) if (opt->n >= PARALLEL_MIN)
     for (size_t i = 0; i < opt->n; i++) {
         float g = grad[i];
         if (wd != 0.0f)
@@ -379,6 +387,7 @@ static void step_adagrad(recur_optim *opt, float *p, const float *grad, float lr
     const float clr =
         (float)((double)lr / (1.0 + (double)(opt->step - 1) * (double)c->lr_decay));
     float *s = opt->sum;
+#pragma omp parallel for schedule(static) if (opt->n >= PARALLEL_MIN)
     for (size_t i = 0; i < opt->n; i++) {
         float g = grad[i];
         if (wd != 0.0f)
