@@ -25,6 +25,7 @@ double recur_grad_norm(const float *grads, size_t n)
     for (int k = 0; k < blocks; k++) {
         const size_t end = (size_t)(k + 1) * block < n ? (size_t)(k + 1) * block : n;
         double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
         for (size_t i = (size_t)k * block; i < end; i++)
             sum += (double)grads[i] * (double)grads[i];
         partial[k] = sum;

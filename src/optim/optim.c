@@ -12,6 +12,7 @@
  * computes them in Python floats. */
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -315,24 +316,34 @@ static void step_adam(recur_optim *opt, float *p, const float *grad, float lr)
     const float step_size = (float)((double)lr / bias_correction1);
     const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
     const float decay = (float)(1.0 - (double)lr * (double)wd);
-    float *m = opt->exp_avg, *v = opt->exp_avg_sq, *vmax = opt->max_exp_avg_sq;
-#pragma omp parallel for schedule(static) if (opt->n >= PARALLEL_MIN)
-    for (size_t i = 0; i < opt->n; i++) {
-        float g = grad[i];
-        if (decoupled)
-            p[i] *= decay;
-        else if (wd != 0.0f)
-            g += wd * p[i];
-        m[i] = b1 * m[i] + one_minus_b1 * g;
-        v[i] = b2 * v[i] + one_minus_b2 * g * g;
-        float second = v[i];
-        if (vmax) {
-            if (v[i] > vmax[i])
-                vmax[i] = v[i];
-            second = vmax[i];
+    /* branch-free so that the loops vectorize: multiplying p by 1 and adding 0 * p are
+     * exact, so AdamW's decay and Adam's L2 term are applied to every element */
+    const float l2 = decoupled ? 0.0f : wd, keep = decoupled ? decay : 1.0f;
+    float *restrict m = opt->exp_avg, *restrict v = opt->exp_avg_sq;
+    float *restrict vmax = opt->max_exp_avg_sq, *restrict pp = p;
+    const float *restrict gg = grad;
+    const ptrdiff_t n = (ptrdiff_t)opt->n;
+    if (!vmax) {
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const float g = gg[i] + l2 * pp[i];
+            const float q = pp[i] * keep;
+            m[i] = b1 * m[i] + one_minus_b1 * g;
+            v[i] = b2 * v[i] + one_minus_b2 * g * g;
+            const float denom = sqrtf(v[i]) / bias_correction2_sqrt + eps;
+            pp[i] = q - step_size * (m[i] / denom);
         }
-        float denom = sqrtf(second) / bias_correction2_sqrt + eps;
-        p[i] -= step_size * (m[i] / denom);
+    } else {
+#pragma omp parallel for simd schedule(static) if (n >= PARALLEL_MIN)
+        for (ptrdiff_t i = 0; i < n; i++) {
+            const float g = gg[i] + l2 * pp[i];
+            const float q = pp[i] * keep;
+            m[i] = b1 * m[i] + one_minus_b1 * g;
+            v[i] = b2 * v[i] + one_minus_b2 * g * g;
+            vmax[i] = v[i] > vmax[i] ? v[i] : vmax[i];
+            const float denom = sqrtf(vmax[i]) / bias_correction2_sqrt + eps;
+            pp[i] = q - step_size * (m[i] / denom);
+        }
     }
 }
 
