@@ -215,6 +215,13 @@ static void log_mixture(void)
     CHECK_OK(recur_log_mixture(three, 1, 1, 3, single));
     for (int v = 0; v < 3; v++)
         CHECK_NEAR(mixed[v], single[v], 1e-6);
+    float bad[4] = {0.0f, 1.0f, NAN, 2.0f};
+    const float *with_nan[2] = {a, bad + 2};
+    CHECK_STATUS(recur_log_mixture(with_nan, 2, 1, 2, out), RECUR_E_NUMERIC);
+    CHECK_ERROR_MENTIONS("model 1 in row 0");
+    const float *late[1] = {bad};
+    CHECK_STATUS(recur_log_mixture(late, 1, 2, 2, out), RECUR_E_NUMERIC);
+    CHECK_ERROR_MENTIONS("row 1");
     CHECK_STATUS(recur_log_mixture(two, 0, 1, 2, out), RECUR_E_INVALID);
     const float *holes[2] = {a, NULL};
     CHECK_STATUS(recur_log_mixture(holes, 2, 1, 2, out), RECUR_E_INVALID);

@@ -81,7 +81,8 @@ RECUR_API int recur_lm_evaluate_logits(recur_lm *lm, const int32_t *tokens, int 
  * log p(v) for each of `rows` rows of V scores, so that out can be used as
  * logits (recur_sample_logits, cross-entropy). logits[k] points to model
  * k's [rows, V] scores; out may be logits[0]. K = 1 gives log_softmax.
- * Computed in double per row. RECUR_E_INVALID on NULL or K, V < 1. */
+ * Computed in double per row. RECUR_E_INVALID on NULL or K, V < 1;
+ * RECUR_E_NUMERIC (naming the model and row) when a row holds NaN or +Inf. */
 RECUR_API int recur_log_mixture(const float *const *logits, int K, size_t rows, int V,
                                 float *out);
 

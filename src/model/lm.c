@@ -337,6 +337,12 @@ int recur_log_mixture(const float *const *logits, int K, size_t rows, int V, flo
             for (int v = 0; v < V; v++)
                 z += exp((double)l[v] - m);
             lse[k] = m + log(z);
+            if (!isfinite(lse[k])) {
+                if (lse != lse_stack)
+                    recur__free(lse);
+                return recur__error(RECUR_E_NUMERIC, "recur_log_mixture: the scores of model "
+                                    "%d in row %zu are not finite", k, r);
+            }
         }
         for (int v = 0; v < V; v++) {
             double m = -INFINITY, z = 0.0;
