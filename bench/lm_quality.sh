@@ -6,8 +6,9 @@
 #   bench/lm_quality.sh 60min  the best single network for the 60-minute target (about 58 minutes)
 #   bench/lm_quality.sh 60min-ensemble  two networks trained side by side, one core each
 #                              (about 60 minutes), scored as an ensemble every 5 minutes
-# Each run writes runs/lm-quality-<name>/metrics.csv; the script then prints
-# the validation loss against the elapsed time (the curve in the docs).
+# Each run writes runs/lm-quality-<name>/metrics.csv (60min-ensemble: A/ and B/ there, and
+# the copied checkpoints at-<seconds>/); the script then prints the validation loss against
+# the elapsed time (the curve in the docs).
 set -euo pipefail
 RECUR=${RECUR:-build/recur}
 DATA=${DATA:-data/tinyshakespeare.txt}
