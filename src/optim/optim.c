@@ -317,7 +317,8 @@ static void step_adam(recur_optim *opt, float *p, const float *grad, float lr)
     const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
     const float decay = (float)(1.0 - (double)lr * (double)wd);
     /* branch-free so that the loops vectorize: multiplying p by 1 and adding 0 * p are
-     * exact, so AdamW's decay and Adam's L2 term are applied to every element */
+     * exact, so AdamW's decay and Adam's L2 term are applied to every element; AMSGrad
+     * gets a loop of its own rather than a test per element */
     const float l2 = decoupled ? 0.0f : wd, keep = decoupled ? decay : 1.0f;
     float *restrict m = opt->exp_avg, *restrict v = opt->exp_avg_sq;
     float *restrict vmax = opt->max_exp_avg_sq, *restrict pp = p;
