@@ -185,7 +185,8 @@ static void test_train_resume_translate(void)
                2);
 
     /* translating stdin: one line out per line in, deterministic */
-    write_text(input, "ich sehe den hund\ndu habe einen ball\nheute\n");
+    /* the third line's "ô" is two byte-level subwords, neither valid UTF-8 alone */
+    write_text(input, "ich sehe den hund\ndu habe einen ball\nheute c\xc3\xb4te\n");
     stdin_path = input;
     CHECK_EXIT(run("tr1", "translate", "--model", path_of("full/latest.safetensors"),
                    "--attention", path_of("attention.jsonl"), NULL),
@@ -217,6 +218,8 @@ static void test_train_resume_translate(void)
     /* attention: a JSON line a sentence, each weight row summing to 1 */
     CHECK(count_lines(path_of("attention.jsonl")) == 3);
     char *att = read_all(path_of("attention.jsonl"));
+    /* a subword that is not UTF-8 on its own is written as U+FFFD */
+    CHECK(att && (strstr(att, "\"\\uFFFD\"") || strstr(att, "\"\\ufffd\"")));
     const char *rows = att ? strstr(att, "\"weights\": [[") : NULL;
     if (!rows && att)
         rows = strstr(att, "\"weights\":[[");

@@ -45,37 +45,45 @@ static recur_seq2seq_decode_config decode_config(const decode_opts *d)
     return c;
 }
 
+/* A subword as JSON text: its bytes, or where they are not valid UTF-8 on
+ * their own (a byte-level piece of a multi-byte character), the bytes with
+ * each ill-formed part as U+FFFD, as recur_bpe_decode gives them. */
+static json_t *token_json(const recur_bpe *bpe, int32_t id)
+{
+    size_t len = 0;
+    const char *s = recur_bpe_token(bpe, id, &len);
+    json_t *v = s ? json_stringn(s, len) : NULL;
+    if (v || id < RECUR_BPE_FIRST_BYTE)
+        return v;
+    char *text = NULL;
+    if (recur_bpe_decode(bpe, &id, 1, &text, &len))
+        return NULL;
+    v = json_stringn(text, len);
+    recur_free(text);
+    return v;
+}
+
 /* {"line": N, "source": [subwords], "target": [subwords, "</s>"],
  *  "weights": [[...] per target row]} */
 static int write_attention(FILE *f, const tr_model *m, int64_t line, const tr_result *r)
 {
     json_t *obj = json_object(), *src = json_array(), *tgt = json_array(), *rows = json_array();
-    int ok = obj && src && tgt && rows;
-    for (int i = 0; ok && i < r->src_len; i++) {
-        size_t len = 0;
-        const char *s = recur_bpe_token(m->bpe, r->src[i], &len);
-        ok = json_array_append_new(src, json_stringn_nocheck(s, len)) == 0;
-    }
+    /* obj owns the arrays from here, whether or not setting them succeeds */
+    int ok = obj && json_object_set_new(obj, "line", json_integer(line)) == 0 &&
+             json_object_set_new(obj, "source", src) == 0 &&
+             json_object_set_new(obj, "target", tgt) == 0 &&
+             json_object_set_new(obj, "weights", rows) == 0 && src && tgt && rows;
+    for (int i = 0; ok && i < r->src_len; i++)
+        ok = json_array_append_new(src, token_json(m->bpe, r->src[i])) == 0;
     for (int i = 0; ok && i <= r->out_len; i++) {
-        size_t len = 0;
-        const char *s = recur_bpe_token(m->bpe, i < r->out_len ? r->out[i] : RECUR_BPE_EOS,
-                                        &len);
-        ok = json_array_append_new(tgt, json_stringn_nocheck(s, len)) == 0;
+        ok = json_array_append_new(
+                 tgt, token_json(m->bpe, i < r->out_len ? r->out[i] : RECUR_BPE_EOS)) == 0;
         json_t *row = json_array();
-        for (int j = 0; ok && row && j < r->src_len; j++)
+        ok = ok && json_array_append_new(rows, row) == 0;
+        for (int j = 0; ok && j < r->src_len; j++)
             ok = json_array_append_new(
                      row, json_real(round((double)r->attention[(size_t)i * r->src_len + j] * 1e6) /
                                     1e6)) == 0;
-        ok = ok && row && json_array_append_new(rows, row) == 0;
-    }
-    ok = ok && json_object_set_new(obj, "line", json_integer(line)) == 0 &&
-         json_object_set_new(obj, "source", src) == 0 &&
-         json_object_set_new(obj, "target", tgt) == 0 &&
-         json_object_set_new(obj, "weights", rows) == 0;
-    if (!ok) {
-        json_decref(src);
-        json_decref(tgt);
-        json_decref(rows);
     }
     char *text = ok ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
     json_decref(obj);
