@@ -188,7 +188,7 @@ static void test_layout(void)
     CHECK_ERROR_MENTIONS("bahdanau");
     recur_seq2seq_config d = recur_seq2seq_config_default();
     CHECK(d.cell == RECUR_CELL_GRU && d.embedding_size == 256 && d.hidden_size == 256 &&
-          d.bidirectional && d.attention == RECUR_ATTENTION_GENERAL && d.src_vocab_size == 0);
+          d.bidirectional && d.attention == RECUR_ATTENTION_ADDITIVE && d.src_vocab_size == 0);
     recur_seq2seq_decode_config dd = recur_seq2seq_decode_config_default();
     CHECK(dd.beam_width == 5 && dd.max_length == 0 && fabsf(dd.length_penalty - 0.6f) < 1e-7f);
 }
@@ -442,6 +442,144 @@ static void test_greedy(void)
         }
         recur_seq2seq_free(m);
     }
+}
+
+/* log_softmax of z [V] at v */
+static double log_softmax_at(const float *z, int V, int v)
+{
+    double max = z[0], sum = 0.0;
+    for (int i = 1; i < V; i++)
+        max = z[i] > max ? z[i] : max;
+    for (int i = 0; i < V; i++)
+        sum += exp((double)z[i] - max);
+    return (double)z[v] - max - log(sum);
+}
+
+/* Ensembles: the lent logits reproduce the loss; greedy decoding of two
+ * different models picks, step by step, the most likely token of the mean
+ * of their distributions (computed here from teacher-forced logits); a
+ * model joined with itself decodes exactly as alone; bad ensembles are
+ * refused. */
+static void test_ensemble(void)
+{
+    const int V = 12;
+    recur_seq2seq_config ca = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, V,
+                                           6, 8);
+    recur_seq2seq_config cb = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2, V,
+                                           5, 7);
+    recur_seq2seq *a = make_model(&ca, 61), *b = make_model(&cb, 62);
+    if (!a || !b) {
+        recur_seq2seq_free(a);
+        recur_seq2seq_free(b);
+        return;
+    }
+    recur_seq2seq *const pair[2] = {a, b}, *const twice[2] = {a, a};
+    recur_rng rng;
+    recur_rng_seed(&rng, 63);
+    /* the lent logits give the returned nll */
+    {
+        const int src_len[3] = {4, 2, 5}, tgt_len[3] = {3, 5, 1};
+        batch_data d;
+        make_batch(&d, 3, src_len, tgt_len, V, V, 1, &rng);
+        double nll = NAN;
+        size_t tokens = 0;
+        const float *logits = NULL;
+        CHECK_OK(recur_seq2seq_evaluate_logits(b, &d.batch, &nll, &tokens, &logits));
+        double sum = 0.0;
+        size_t count = 0;
+        for (int r = 0; logits && r < d.batch.T * d.batch.B; r++)
+            if (d.tgt_out[r] != 0) {
+                sum -= log_softmax_at(logits + (size_t)r * V, V, d.tgt_out[r]);
+                count++;
+            }
+        CHECK(count == tokens && tokens == 3 + 5 + 1 + 3);
+        CHECK_NEAR(sum / (double)count, nll, 1e-6);
+        batch_free(&d);
+    }
+    int differs = 0;
+    for (int s = 0; s < 6; s++) {
+        const int n = 2 + (int)recur_rng_below(&rng, 5), max_len = 7;
+        int32_t src[8];
+        for (int i = 0; i < n; i++)
+            src[i] = 3 + (int32_t)recur_rng_below(&rng, V - 3);
+        recur_seq2seq_decode_config greedy = {1, 0.6f, max_len};
+        int32_t *out = NULL, *alone = NULL, *self = NULL;
+        int out_len = -1, alone_len = -1, self_len = -1;
+        CHECK_OK(recur_seq2seq_translate_ensemble(pair, 2, src, n, &greedy, &out, &out_len,
+                                                  NULL));
+        /* the reference: at each step the argmax over v >= </s> of
+         * log (p_a(v) + p_b(v)) / 2 given the chosen prefix */
+        bool same = out_len >= 0;
+        for (int t = 0; same && t <= out_len && t < max_len; t++) {
+            batch_data d;
+            one_sentence(&d, src, n, out, t, EOS);
+            const float *za = NULL, *zb = NULL;
+            double nll = 0.0;
+            size_t tokens = 0;
+            CHECK_OK(recur_seq2seq_evaluate_logits(a, &d.batch, &nll, &tokens, &za));
+            CHECK_OK(recur_seq2seq_evaluate_logits(b, &d.batch, &nll, &tokens, &zb));
+            int32_t best_v = -1;
+            double best = -INFINITY;
+            for (int v = EOS; za && zb && v < V; v++) {
+                const double pa = log_softmax_at(za + (size_t)t * V, V, v);
+                const double pb = log_softmax_at(zb + (size_t)t * V, V, v);
+                const double mix = log(0.5 * (exp(pa) + exp(pb)));
+                if (mix > best) {
+                    best = mix;
+                    best_v = v;
+                }
+            }
+            same = t < out_len ? best_v == out[t] : best_v == EOS;
+            batch_free(&d);
+        }
+        CHECK_MSG(same, "sentence %d: the ensemble's greedy output (%d tokens) is not the "
+                  "step-by-step best of the mean distribution", s, out_len);
+        CHECK_OK(recur_seq2seq_translate(a, src, n, &greedy, &alone, &alone_len, NULL));
+        differs += alone_len != out_len ||
+                   (out_len > 0 && memcmp(alone, out, (size_t)out_len * sizeof *out) != 0);
+        /* a model with itself: the same output as alone, with a beam too */
+        recur_seq2seq_decode_config beam = {4, 0.6f, max_len};
+        recur_free(alone);
+        alone = NULL;
+        CHECK_OK(recur_seq2seq_translate(a, src, n, &beam, &alone, &alone_len, NULL));
+        CHECK_OK(recur_seq2seq_translate_ensemble(twice, 2, src, n, &beam, &self, &self_len,
+                                                  NULL));
+        CHECK(self_len == alone_len &&
+              (alone_len == 0 || memcmp(self, alone, (size_t)alone_len * sizeof *self) == 0));
+        recur_free(out);
+        recur_free(alone);
+        recur_free(self);
+    }
+    CHECK_MSG(differs > 0, "the ensemble decoded every sentence as model a alone: the test "
+              "cannot tell the mixture from one model");
+    /* refused: no models, too many, a NULL member, another vocabulary */
+    const int32_t src[3] = {3, 4, 5};
+    int32_t *out = NULL;
+    int out_len = 0;
+    recur_seq2seq *many[RECUR_SEQ2SEQ_MAX_ENSEMBLE + 1];
+    for (int i = 0; i <= RECUR_SEQ2SEQ_MAX_ENSEMBLE; i++)
+        many[i] = a;
+    CHECK_STATUS(recur_seq2seq_translate_ensemble(pair, 0, src, 3, NULL, &out, &out_len, NULL),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_translate_ensemble(many, RECUR_SEQ2SEQ_MAX_ENSEMBLE + 1, src, 3,
+                                                  NULL, &out, &out_len, NULL),
+                 RECUR_E_INVALID);
+    recur_seq2seq *const with_null[2] = {a, NULL};
+    CHECK_STATUS(recur_seq2seq_translate_ensemble(with_null, 2, src, 3, NULL, &out, &out_len,
+                                                  NULL),
+                 RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("model 1");
+    recur_seq2seq_config cc = ca;
+    cc.tgt_vocab_size = V + 1;
+    recur_seq2seq *c = make_model(&cc, 64);
+    recur_seq2seq *const mixed[2] = {a, c};
+    CHECK_STATUS(recur_seq2seq_translate_ensemble(mixed, 2, src, 3, NULL, &out, &out_len, NULL),
+                 RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("model 1's vocabularies");
+    CHECK(out == NULL && out_len == 0);
+    recur_seq2seq_free(c);
+    recur_seq2seq_free(a);
+    recur_seq2seq_free(b);
 }
 
 /* With a beam wide enough to keep every hypothesis, the search is
@@ -1084,6 +1222,7 @@ int main(void)
     recur_set_threads(1);
     test_greedy();
     test_beam();
+    test_ensemble();
     test_attention_and_determinism();
     test_copy_task();
     test_checkpoint();

@@ -266,6 +266,60 @@ static void test_train_resume_translate(void)
     CHECK_MSG(bleu > 30.0, "validation BLEU %.2f of the toy language is not above 30", bleu);
     free(json);
 
+    /* ensembles: a model joined with itself translates and scores as alone;
+     * a mixture's loss lies below the mean of its members' (Jensen) and
+     * within ln 2 of each member's */
+    write_text(input, "ich sehe den hund\ndu habe einen ball\nheute\n");
+    stdin_path = input;
+    CHECK_EXIT(run("ens_alone", "translate", "--model", path_of("full/best.safetensors"),
+                   "--beam", "3", NULL),
+               0);
+    char *alone = read_all(last_out);
+    char pair_spec[1300];
+    snprintf(pair_spec, sizeof pair_spec, "%s,%s", path_of("full/best.safetensors"),
+             path_of("full/best.safetensors"));
+    CHECK_EXIT(run("ens_self", "translate", "--model", pair_spec, "--beam", "3", NULL), 0);
+    char *self = read_all(last_out);
+    CHECK(alone && self && strcmp(alone, self) == 0);
+    free(alone);
+    free(self);
+    stdin_path = "/dev/null";
+    double nll[4];
+    const char *specs[4];
+    char one[600], weak[600], mixed[1300];
+    snprintf(one, sizeof one, "%s", path_of("full/best.safetensors"));
+    snprintf(weak, sizeof weak, "%s", path_of("rep1/latest.safetensors"));
+    snprintf(mixed, sizeof mixed, "%s,%s", one, weak);
+    specs[0] = one;
+    specs[1] = pair_spec;
+    specs[2] = weak;
+    specs[3] = mixed;
+    for (int k = 0; k < 4; k++) {
+        CHECK_EXIT(run("ens_eval", "translate", "eval", "--model", specs[k], "--data", data,
+                       "--split", "validation", "--beam", "1", "--json", NULL),
+                   0);
+        char *text = read_all(last_out);
+        const char *at = text ? strstr(text, "\"nll\": ") : NULL;
+        nll[k] = at ? atof(at + 7) : NAN;
+        free(text);
+    }
+    CHECK_NEAR(nll[1], nll[0], 2e-6);
+    CHECK_MSG(nll[3] < 0.5 * (nll[0] + nll[2]) && nll[3] <= nll[0] + log(2.0) + 1e-5 &&
+                  nll[3] <= nll[2] + log(2.0) + 1e-5,
+              "ensemble loss %.6f against members %.6f and %.6f", nll[3], nll[0], nll[2]);
+    /* refused: another BPE, an empty path */
+    CHECK_EXIT(run("ens_vocab", "translate", "train", "--data", data, "--vocab", "280",
+                   "--embed", "8", "--hidden", "8", "--batch", "16", "--steps", "1", "--out",
+                   path_of("v280"), NULL),
+               0);
+    snprintf(mixed, sizeof mixed, "%s,%s", one, path_of("v280/latest.safetensors"));
+    CHECK_EXIT(run("ens_other_bpe", "translate", "eval", "--model", mixed, "--data", data, NULL),
+               1);
+    CHECK_STDERR_MENTIONS("v280/latest.safetensors: its subword vocabulary differs");
+    snprintf(mixed, sizeof mixed, "%s,", one);
+    CHECK_EXIT(run("ens_empty", "translate", "--model", mixed, NULL), 2);
+    CHECK_STDERR_MENTIONS("an empty path");
+
     /* the model's columns must exist in the evaluated file */
     char other[600];
     snprintf(other, sizeof other, "%s", path_of("other.tsv"));

@@ -65,7 +65,7 @@ typedef struct recur_seq2seq_config {
     float embedding_dropout; /* on both embeddings, training only */
 } recur_seq2seq_config;
 
-/* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, general attention,
+/* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
  * dropout 0.2, embedding dropout 0.1; vocabulary sizes 0 (must be set). */
 RECUR_API recur_seq2seq_config recur_seq2seq_config_default(void);
 RECUR_API int recur_seq2seq_config_check(const recur_seq2seq_config *config);
@@ -153,6 +153,30 @@ RECUR_API recur_seq2seq_decode_config recur_seq2seq_decode_config_default(void);
 RECUR_API int recur_seq2seq_translate(recur_seq2seq *model, const int32_t *src, int n,
                                       const recur_seq2seq_decode_config *config, int32_t **out,
                                       int *out_len, float **attention);
+
+/* Ensembles: the most models one translation may combine. */
+#define RECUR_SEQ2SEQ_MAX_ENSEMBLE 16
+
+/* recur_seq2seq_translate with `count` models (1..16) decoding together:
+ * each step's token distribution is the mean of the models' distributions
+ * (recur_log_mixture: log (1/count) sum_i softmax(logits_i)), and beam
+ * search runs on it exactly as above. The models may differ in cell, sizes
+ * and attention but must share both vocabularies (the same BPE); each
+ * keeps its own decoder state. attention: model 0's weights along the
+ * chosen output. count = 1 is recur_seq2seq_translate. RECUR_E_INVALID
+ * also for a NULL model, a count outside 1..16 or vocabularies that differ
+ * (naming the model). */
+RECUR_API int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
+                                               const int32_t *src, int n,
+                                               const recur_seq2seq_decode_config *config,
+                                               int32_t **out, int *out_len, float **attention);
+
+/* recur_seq2seq_evaluate without label smoothing that also lends the
+ * logits: *logits points to [T*B, tgt_vocab_size] floats (row t*B + b
+ * scores tgt_out[t*B + b]), owned by the model and valid until its next
+ * call; for scoring ensembles (recur_log_mixture). */
+RECUR_API int recur_seq2seq_evaluate_logits(recur_seq2seq *model, const recur_seq2seq_batch *batch,
+                                            double *nll, size_t *tokens, const float **logits);
 
 /* ---- Checkpoints --------------------------------------------------------- */
 

@@ -228,6 +228,66 @@ void translate_model_free(tr_model *m)
     m->bpe = NULL;
 }
 
+/* Whether two BPEs encode alike: their merge lists are equal. */
+static int same_bpe(const recur_bpe *a, const recur_bpe *b)
+{
+    char *ja = NULL, *jb = NULL;
+    const int same = recur_bpe_to_json(a, &ja) == RECUR_OK && recur_bpe_to_json(b, &jb) == RECUR_OK &&
+                     strcmp(ja, jb) == 0;
+    recur_free(ja);
+    recur_free(jb);
+    return same;
+}
+
+int translate_models_load(const char *cmd, const char *spec, tr_model **models, int *count)
+{
+    *models = NULL;
+    *count = 0;
+    int n = 1;
+    for (const char *p = spec; *p; p++)
+        n += *p == ',';
+    if (n > RECUR_SEQ2SEQ_MAX_ENSEMBLE)
+        return cli_usage(cmd, "--model: %d models; an ensemble has at most %d", n,
+                         RECUR_SEQ2SEQ_MAX_ENSEMBLE);
+    char *list = strdup(spec);
+    tr_model *m = calloc((size_t)n, sizeof *m);
+    if (!list || !m) {
+        free(list);
+        free(m);
+        return cli_fail(cmd, "", "out of memory");
+    }
+    int rc = CLI_OK, k = 0;
+    for (char *path = list, *next; rc == CLI_OK && path; path = next, k++) {
+        next = strchr(path, ',');
+        if (next)
+            *next++ = '\0';
+        if (!*path)
+            rc = cli_usage(cmd, "--model: an empty path in '%s'", spec);
+        else if ((rc = translate_model_load(cmd, path, &m[k])) == CLI_OK && k > 0 &&
+                 !same_bpe(m[0].bpe, m[k].bpe)) {
+            rc = cli_fail(cmd, "The models of an ensemble must share one BPE: train them on the "
+                          "same data with the same --vocab.",
+                          "%s: its subword vocabulary differs from that of %s", path, list);
+            translate_model_free(&m[k]);
+        }
+    }
+    free(list);
+    if (rc != CLI_OK) {
+        translate_models_free(m, k);
+        return rc;
+    }
+    *models = m;
+    *count = n;
+    return CLI_OK;
+}
+
+void translate_models_free(tr_model *models, int count)
+{
+    for (int k = 0; models && k < count; k++)
+        translate_model_free(&models[k]);
+    free(models);
+}
+
 int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t *n)
 {
     return recur_bpe_encode(m->bpe, text, strlen(text), ids, n);
@@ -235,8 +295,8 @@ int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t 
 
 /* ---- translating and scoring --------------------------------------------------------- */
 
-int translate_sentence(tr_model *m, const char *text, const recur_seq2seq_decode_config *decode,
-                       int want_attention, tr_result *r)
+int translate_sentence(tr_model *m, int count, const char *text,
+                       const recur_seq2seq_decode_config *decode, int want_attention, tr_result *r)
 {
     memset(r, 0, sizeof *r);
     size_t n = 0;
@@ -250,8 +310,11 @@ int translate_sentence(tr_model *m, const char *text, const recur_seq2seq_decode
     if (n > 100000) /* a line of 100,000 subwords is not a sentence */
         n = 100000;
     r->src_len = (int)n;
-    status = recur_seq2seq_translate(m->net, r->src, r->src_len, decode, &r->out, &r->out_len,
-                                     want_attention ? &r->attention : NULL);
+    recur_seq2seq *nets[RECUR_SEQ2SEQ_MAX_ENSEMBLE];
+    for (int i = 0; i < count && i < RECUR_SEQ2SEQ_MAX_ENSEMBLE; i++)
+        nets[i] = m[i].net;
+    status = recur_seq2seq_translate_ensemble(nets, count, r->src, r->src_len, decode, &r->out,
+                                              &r->out_len, want_attention ? &r->attention : NULL);
     if (status == RECUR_OK)
         status = recur_bpe_decode(m->bpe, r->out, (size_t)r->out_len, &r->text, NULL);
     if (status)
@@ -332,8 +395,43 @@ void translate_batch_free(tr_batch_buf *buf)
     memset(buf, 0, sizeof *buf);
 }
 
-int translate_nll(tr_model *m, const tr_pairs *pairs, size_t limit, int batch, double *nll,
-                  size_t *tokens)
+/* The summed NLL of one batch's targets under the mean of the count
+ * models' distributions; mix is grown to [T*B, V] as needed. */
+static int ensemble_nll(tr_model *m, int count, const recur_seq2seq_batch *bt, float **mix,
+                        size_t *mix_cap, double *sum, size_t *tokens)
+{
+    const float *logits[RECUR_SEQ2SEQ_MAX_ENSEMBLE];
+    double nll = 0.0;
+    int status = RECUR_OK;
+    for (int i = 0; status == RECUR_OK && i < count; i++)
+        status = recur_seq2seq_evaluate_logits(m[i].net, bt, &nll, tokens, &logits[i]);
+    if (status)
+        return status;
+    if (count == 1) {
+        *sum = nll * (double)*tokens;
+        return RECUR_OK;
+    }
+    const int V = recur_seq2seq_get_config(m[0].net)->tgt_vocab_size;
+    const size_t rows = (size_t)bt->T * (size_t)bt->B, need = rows * (size_t)V;
+    if (need > *mix_cap) {
+        float *p = realloc(*mix, need * sizeof *p);
+        if (!p)
+            return recur_set_error(RECUR_E_NOMEM, "out of memory scoring an ensemble");
+        *mix = p;
+        *mix_cap = need;
+    }
+    if ((status = recur_log_mixture(logits, count, rows, V, *mix)))
+        return status;
+    double total = 0.0;
+    for (size_t r = 0; r < rows; r++)
+        if (bt->tgt_out[r] != RECUR_BPE_PAD)
+            total -= (double)(*mix)[r * (size_t)V + (size_t)bt->tgt_out[r]];
+    *sum = total;
+    return RECUR_OK;
+}
+
+int translate_nll(tr_model *m, int count, const tr_pairs *pairs, size_t limit, int batch,
+                  double *nll, size_t *tokens)
 {
     const size_t n = limit && limit < pairs->count ? limit : pairs->count;
     int32_t **src = calloc((size_t)batch, sizeof *src), **tgt = calloc((size_t)batch, sizeof *tgt);
@@ -342,7 +440,8 @@ int translate_nll(tr_model *m, const tr_pairs *pairs, size_t limit, int batch, d
     tr_batch_buf buf;
     memset(&buf, 0, sizeof buf);
     double sum = 0.0;
-    size_t count = 0;
+    size_t counted = 0, mix_cap = 0;
+    float *mix = NULL;
     int status = src && tgt && src_len && tgt_len ? RECUR_OK
                                                   : recur_set_error(RECUR_E_NOMEM, "out of memory");
     for (size_t first = 0; status == RECUR_OK && first < n; first += (size_t)batch) {
@@ -358,16 +457,17 @@ int translate_nll(tr_model *m, const tr_pairs *pairs, size_t limit, int batch, d
             src_len[b] = (int)ns;
             tgt_len[b] = (int)nt;
         }
-        double loss = 0.0, batch_nll = 0.0;
+        double batch_sum = 0.0;
         size_t batch_tokens = 0;
         if (status == RECUR_OK)
             status = translate_batch_fill(&buf, B, src, src_len, tgt, tgt_len);
         if (status == RECUR_OK)
-            status = recur_seq2seq_evaluate(m->net, &buf.batch, 0.0f, &loss, &batch_nll,
-                                            &batch_tokens);
-        sum += batch_nll * (double)batch_tokens;
-        count += batch_tokens;
+            status = ensemble_nll(m, count, &buf.batch, &mix, &mix_cap, &batch_sum,
+                                  &batch_tokens);
+        sum += batch_sum;
+        counted += batch_tokens;
     }
+    free(mix);
     for (int b = 0; src && tgt && b < batch; b++) {
         recur_free(src[b]);
         recur_free(tgt[b]);
@@ -377,13 +477,13 @@ int translate_nll(tr_model *m, const tr_pairs *pairs, size_t limit, int batch, d
     free(src_len);
     free(tgt_len);
     translate_batch_free(&buf);
-    *nll = count ? sum / (double)count : NAN;
+    *nll = counted ? sum / (double)counted : NAN;
     if (tokens)
-        *tokens = count;
+        *tokens = counted;
     return status;
 }
 
-int translate_score(tr_model *m, const tr_pairs *pairs, size_t limit,
+int translate_score(tr_model *m, int count, const tr_pairs *pairs, size_t limit,
                     const recur_seq2seq_decode_config *decode, int batch, tr_scores *s)
 {
     memset(s, 0, sizeof *s);
@@ -394,7 +494,7 @@ int translate_score(tr_model *m, const tr_pairs *pairs, size_t limit,
     int status = RECUR_OK;
     for (size_t i = 0; status == RECUR_OK && i < n; i++) {
         tr_result r;
-        status = translate_sentence(m, pairs->src[i], decode, 0, &r);
+        status = translate_sentence(m, count, pairs->src[i], decode, 0, &r);
         if (status)
             return recur_set_error(status, "line %lld: %s", (long long)pairs->line[i],
                                    recur_last_error());
@@ -406,7 +506,7 @@ int translate_score(tr_model *m, const tr_pairs *pairs, size_t limit,
     if ((status = recur_bleu_corpus((const char *const *)s->hyps, pairs->tgt, n, &s->bleu)) ||
         (status = recur_chrf_corpus((const char *const *)s->hyps, pairs->tgt, n, &s->chrf)))
         return status;
-    return translate_nll(m, pairs, n, batch, &s->nll, &s->tokens);
+    return translate_nll(m, count, pairs, n, batch, &s->nll, &s->tokens);
 }
 
 void translate_scores_free(tr_scores *s)

@@ -56,12 +56,20 @@ int translate_model_read(const recur_st *st, const char *name, tr_model *m);
 int translate_model_load(const char *cmd, const char *path, tr_model *m);
 void translate_model_free(tr_model *m);
 
+/* An ensemble: `spec` is one path or several joined by commas (at most
+ * RECUR_SEQ2SEQ_MAX_ENSEMBLE); all must hold the same BPE. *models: a new
+ * array of *count loaded models. CLI_FAILURE or CLI_USAGE (printed),
+ * naming the file, on error. */
+int translate_models_load(const char *cmd, const char *spec, tr_model **models, int *count);
+void translate_models_free(tr_model *models, int count);
+
 /* A sentence to the model's ids: *ids (recur_free) and *n; a library status. */
 int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t *n);
 
-/* One sentence translated: *text (recur_free). attention and its shape as
- * recur_seq2seq_translate gives them (may be NULL). Sentences longer than
- * max_source tokens are cut there (0: no limit). */
+/* One sentence translated by the `count` models m[0..count) together
+ * (recur_seq2seq_translate_ensemble; model 0's BPE): *text (recur_free).
+ * attention and its shape as recur_seq2seq_translate gives them (model
+ * 0's; may be NULL). Sentences longer than 100,000 tokens are cut there. */
 typedef struct tr_result {
     char *text;
     int32_t *src, *out;
@@ -69,15 +77,15 @@ typedef struct tr_result {
     float *attention; /* [out_len + 1, src_len] */
 } tr_result;
 
-int translate_sentence(tr_model *m, const char *text,
+int translate_sentence(tr_model *m, int count, const char *text,
                        const recur_seq2seq_decode_config *decode, int want_attention,
                        tr_result *r);
 void translate_result_free(tr_result *r);
 
-/* Translates every source sentence of pairs and scores the translations
- * against the targets: corpus BLEU and chrF, and the mean per-token
- * negative log-likelihood of the references (teacher-forced, batches of
- * `batch`). hyps (may be NULL) receives each translation, one a line.
+/* Translates every source sentence of pairs with the `count` models m[]
+ * and scores the translations against the targets: corpus BLEU and chrF,
+ * and the mean per-token negative log-likelihood of the references
+ * (teacher-forced, batches of `batch`; of the models' mean distribution). hyps (may be NULL) receives each translation, one a line.
  * `limit` > 0 scores only the first `limit` pairs. A library status. */
 typedef struct tr_scores {
     size_t sentences, tokens;
@@ -86,13 +94,14 @@ typedef struct tr_scores {
     char **hyps; /* [sentences] the translations (owned; freed by translate_scores_free) */
 } tr_scores;
 
-int translate_score(tr_model *m, const tr_pairs *pairs, size_t limit,
+int translate_score(tr_model *m, int count, const tr_pairs *pairs, size_t limit,
                     const recur_seq2seq_decode_config *decode, int batch, tr_scores *s);
 void translate_scores_free(tr_scores *s);
 
 /* Mean per-token NLL (and the token count) of the references given the
- * sources, teacher-forced in batches of `batch`; a library status. */
-int translate_nll(tr_model *m, const tr_pairs *pairs, size_t limit, int batch, double *nll,
+ * sources, teacher-forced in batches of `batch`, under the mean of the
+ * `count` models' distributions; a library status. */
+int translate_nll(tr_model *m, int count, const tr_pairs *pairs, size_t limit, int batch, double *nll,
                   size_t *tokens);
 
 /* A padded batch of encoded pairs. Buffers are owned and reused. */

@@ -101,11 +101,12 @@ int cmd_translate_run(int argc, char **argv)
     decode_opts d = {.beam = 5, .max_length = 0, .threads = 0, .length_penalty = 0.6};
     cli_option options[16];
     const cli_option own[] = {
-        {"model", CLI_STRING, &model_path, "FILE", "checkpoint written by recur translate train",
-         0, 0, NULL, "required", 0, 0},
+        {"model", CLI_STRING, &model_path, "FILE[,FILE...]", "checkpoint written by recur "
+         "translate train; several, joined by commas, translate as an ensemble (the mean of "
+         "their distributions; one BPE)", 0, 0, NULL, "required", 0, 0},
         {"attention", CLI_STRING, &attention_path, "FILE", "write each sentence's attention "
          "weights to FILE, one JSON object a line: source and target subwords and a weight row "
-         "per target subword", 0, 0, NULL, "none", 0, 0},
+         "per target subword (an ensemble: the first model's)", 0, 0, NULL, "none", 0, 0},
     };
     int count = (int)(sizeof own / sizeof own[0]);
     memcpy(options, own, sizeof own);
@@ -122,12 +123,13 @@ int cmd_translate_run(int argc, char **argv)
     if (!model_path)
         return cli_usage(cmd, "--model FILE is required");
     recur_set_threads(d.threads);
-    tr_model m;
-    if ((rc = translate_model_load(cmd, model_path, &m)))
+    tr_model *m = NULL;
+    int members = 0;
+    if ((rc = translate_models_load(cmd, model_path, &m, &members)))
         return rc;
     FILE *attention = NULL;
     if (attention_path && !(attention = fopen(attention_path, "w"))) {
-        translate_model_free(&m);
+        translate_models_free(m, members);
         return cli_fail(cmd, "", "cannot write --attention %s", attention_path);
     }
     const recur_seq2seq_decode_config decode = decode_config(&d);
@@ -158,20 +160,20 @@ int cmd_translate_run(int argc, char **argv)
             break;
         }
         tr_result r;
-        if (translate_sentence(&m, line, &decode, attention != NULL, &r)) {
+        if (translate_sentence(m, members, line, &decode, attention != NULL, &r)) {
             rc = cli_fail(cmd, "", "stdin line %" PRId64 ": %s", number, recur_last_error());
             break;
         }
         printf("%s\n", r.text);
         fflush(stdout);
-        if (attention && write_attention(attention, &m, number, &r))
+        if (attention && write_attention(attention, m, number, &r))
             rc = cli_fail(cmd, "", "writing --attention %s failed", attention_path);
         translate_result_free(&r);
     }
     free(line);
     if (attention && fclose(attention) && rc == CLI_OK)
         rc = cli_fail(cmd, "", "writing --attention %s failed", attention_path);
-    translate_model_free(&m);
+    translate_models_free(m, members);
     return rc;
 }
 
@@ -186,8 +188,9 @@ int cmd_translate_eval(int argc, char **argv)
     int json = 0, batch = 64;
     cli_option options[24];
     const cli_option own[] = {
-        {"model", CLI_STRING, &model_path, "FILE", "checkpoint written by recur translate train",
-         0, 0, NULL, "required", 0, 0},
+        {"model", CLI_STRING, &model_path, "FILE[,FILE...]", "checkpoint written by recur "
+         "translate train; several, joined by commas, translate as an ensemble (the mean of "
+         "their distributions; one BPE)", 0, 0, NULL, "required", 0, 0},
         {"data", CLI_STRING, &data, "FILE", "sentence pairs with the model's source and target "
          "columns", 0, 0, NULL, "required", 0, 0},
         {"split", CLI_CHOICE, &split_name, "PART", "test, validation, train (the fixed split of "
@@ -221,19 +224,20 @@ int cmd_translate_eval(int argc, char **argv)
     tr_split split;
     translate_split_parse(split_name, &split);
     recur_set_threads(d.threads);
-    tr_model m;
-    if ((rc = translate_model_load(cmd, model_path, &m)))
+    tr_model *m = NULL;
+    int members = 0;
+    if ((rc = translate_models_load(cmd, model_path, &m, &members)))
         return rc;
     tr_pairs pairs;
-    if ((rc = translate_read_pairs(cmd, data, m.source, m.target, split, &pairs))) {
-        translate_model_free(&m);
+    if ((rc = translate_read_pairs(cmd, data, m[0].source, m[0].target, split, &pairs))) {
+        translate_models_free(m, members);
         return rc;
     }
     const recur_seq2seq_decode_config decode = decode_config(&d);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     tr_scores s;
-    if (translate_score(&m, &pairs, (size_t)limit, &decode, batch, &s)) {
+    if (translate_score(m, members, &pairs, (size_t)limit, &decode, batch, &s)) {
         rc = cli_fail(cmd, "", "%s: %s", data, recur_last_error());
         goto done;
     }
@@ -271,6 +275,6 @@ int cmd_translate_eval(int argc, char **argv)
 done:
     translate_scores_free(&s);
     translate_pairs_free(&pairs);
-    translate_model_free(&m);
+    translate_models_free(m, members);
     return rc;
 }

@@ -296,11 +296,11 @@ static int tt_validate(void *ctx, double *loss, double *metric)
     tt_run *r = ctx;
     /* MPI: rank 0 validates in batches of the whole batch */
     const int batch = (int)r->global_batch;
-    int status = translate_nll(&r->model, &r->val, 0, batch, loss, NULL);
+    int status = translate_nll(&r->model, 1, &r->val, 0, batch, loss, NULL);
     if (status)
         return status;
     tr_scores s;
-    status = translate_score(&r->model, &r->val, (size_t)r->o->val_sentences, &r->val_decode,
+    status = translate_score(&r->model, 1, &r->val, (size_t)r->o->val_sentences, &r->val_decode,
                              batch, &s);
     *metric = s.bleu.score;
     translate_scores_free(&s);
@@ -384,7 +384,7 @@ int cmd_translate_train(int argc, char **argv)
 {
     const char *cmd = "translate train";
     tt_opts o = {.data = NULL, .extra = NULL, .source = "de", .target = "en", .cell = "gru",
-                 .attention = "general", .vocab = 8000, .max_len = 64, .embed = 256,
+                 .attention = "additive", .vocab = 8000, .max_len = 64, .embed = 256,
                  .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
                  .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
                  .val_sentences = 500, .repeat = 1};
@@ -413,8 +413,9 @@ int cmd_translate_train(int argc, char **argv)
          2, 100000, NULL, NULL, FROZEN, 0},
         {"cell", CLI_CHOICE, &o.cell, "CELL", "recurrent cell: gru, lstm, rnn_tanh, rnn_relu", 0,
          0, cell_choices, NULL, FROZEN, 0},
-        {"attention", CLI_CHOICE, &o.attention, "KIND", "general, dot (Luong) or additive "
-         "(Bahdanau)", 0, 0, attention_choices, NULL, FROZEN, 0},
+        {"attention", CLI_CHOICE, &o.attention, "KIND", "additive (Bahdanau), general or "
+         "dot (Luong); on the German-English data general attention collapsed onto the last "
+         "source subword (docs/translate.md)", 0, 0, attention_choices, NULL, FROZEN, 0},
         {"embed", CLI_INT, &o.embed, "N", "embedding size", 1, 65536, NULL, NULL, FROZEN, 0},
         {"hidden", CLI_INT, &o.hidden, "N", "hidden units per layer (and direction)", 1, 65536,
          NULL, NULL, FROZEN, 0},

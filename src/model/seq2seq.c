@@ -36,6 +36,7 @@
 #include "internal.h"
 #include "io/json_util.h"
 #include "recur/bpe.h"
+#include "recur/lm.h"
 #include "recur/nn.h"
 #include "recur/seq2seq.h"
 #include "tensor/gemm.h"
@@ -46,6 +47,7 @@
 #define MAX_STEPS (1 << 20)
 #define MAX_BEAM 256
 #define MAX_DECODE_LENGTH 65536
+#define MAX_MEMBERS RECUR_SEQ2SEQ_MAX_ENSEMBLE
 #define MAX_LENGTH_PENALTY 10.0f
 #define CHUNKS 16 /* fixed split of the batch for the additive attention's dv */
 
@@ -153,7 +155,7 @@ recur_seq2seq_config recur_seq2seq_config_default(void)
     c.encoder_layers = 1;
     c.decoder_layers = 1;
     c.bidirectional = 1;
-    c.attention = RECUR_ATTENTION_GENERAL;
+    c.attention = RECUR_ATTENTION_ADDITIVE;
     c.dropout = 0.2f;
     c.embedding_dropout = 0.1f;
     return c;
@@ -892,6 +894,18 @@ int recur_seq2seq_evaluate(recur_seq2seq *m, const recur_seq2seq_batch *batch,
     return forward_loss(m, RECUR_MODE_INFER, batch, label_smoothing, NULL, loss, nll, tokens);
 }
 
+int recur_seq2seq_evaluate_logits(recur_seq2seq *m, const recur_seq2seq_batch *batch,
+                                  double *nll, size_t *tokens, const float **logits)
+{
+    if (logits)
+        *logits = NULL;
+    double loss = 0.0;
+    int status = forward_loss(m, RECUR_MODE_INFER, batch, 0.0f, NULL, &loss, nll, tokens);
+    if (status == RECUR_OK && logits)
+        *logits = m->ws.logits;
+    return status;
+}
+
 /* ---- training backward ------------------------------------------------------------------ */
 
 /* From dcq to dq (complete) and de (complete), with the attention
@@ -1194,16 +1208,38 @@ static double normalised(double score, int len, float alpha)
     return alpha == 0.0f ? score : score / pow((double)len, (double)alpha);
 }
 
-/* Beam search over d (see recur_seq2seq_translate); the best finished
- * hypothesis' tokens to a new *out. Hypotheses live in the K rows of the
- * stream; row k after step t holds tokens tok[0..t][.] traced back through
- * parent[t][k]. */
-static int beam_search(recur_seq2seq *m, decoding *d, float alpha, int32_t **out, int *out_len)
+/* Reorders the decoder state of d's rows: row k continues row from[k]. */
+static int reorder_rows(const recur_seq2seq *m, decoding *d, const int *from)
 {
-    const int K = d->K, Vt = m->config.tgt_vocab_size, L = d->max_len;
-    const int Ld = m->config.decoder_layers, H = m->H;
+    const int K = d->K, Ld = m->config.decoder_layers, H = m->H;
     const bool lstm = m->config.cell == RECUR_CELL_LSTM;
+    int status = recur_rnn_stream_state(d->stream, d->h, d->c);
+    if (status)
+        return status;
+    for (int l = 0; l < Ld; l++)
+        for (int k = 0; k < K; k++) {
+            const size_t dst = ((size_t)l * K + k) * H, src = ((size_t)l * K + from[k]) * H;
+            memcpy(d->h2 + dst, d->h + src, (size_t)H * sizeof(float));
+            if (lstm)
+                memcpy(d->c2 + dst, d->c + src, (size_t)H * sizeof(float));
+        }
+    return recur_rnn_stream_reset(d->stream, d->h2, lstm ? d->c2 : NULL);
+}
+
+/* Beam search over the `count` models m[i] with their decodings d[i] (see
+ * recur_seq2seq_translate_ensemble); the best finished hypothesis' tokens
+ * to a new *out. Hypotheses live in the K rows of each stream; row k after
+ * step t holds tokens tok[0..t][.] traced back through parent[t][k]. One
+ * model scores by its own logits; several by the log of their mean
+ * distribution (recur_log_mixture, into mix). */
+static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float alpha,
+                       int32_t **out, int *out_len)
+{
+    const int K = d[0].K, Vt = m[0]->config.tgt_vocab_size, L = d[0].max_len;
     const int expand = K < Vt - 2 ? K : Vt - 2; /* tokens 2..Vt-1 may be emitted */
+    const float *member[MAX_MEMBERS];
+    float *mix = count > 1 ? recur__malloc((size_t)K * Vt * sizeof *mix) : NULL;
+    int *from = recur__calloc((size_t)K, sizeof *from);
     const size_t table = ((size_t)L + 1) * K;
     int32_t *tok = recur__calloc(table, sizeof *tok);
     int32_t *tokens = recur__calloc((size_t)K, sizeof *tokens);
@@ -1217,18 +1253,24 @@ static int beam_search(recur_seq2seq *m, decoding *d, float alpha, int32_t **out
     bool found = false;
     double best_norm = -INFINITY;
     int best_len = 0, best_row = 0;
-    if (!tok || !tokens || !parent || !score || !cand || !top) {
+    if (!tok || !tokens || !parent || !score || !cand || !top || !from || (count > 1 && !mix)) {
         status = recur__error(RECUR_E_NOMEM, "out of memory in beam search");
         goto done;
     }
     for (int k = 0; k < K; k++)
         tokens[k] = RECUR_BPE_BOS;
     for (int t = 0;; t++) {
-        if ((status = decoding_step(m, d, tokens, live)))
+        for (int i = 0; i < count; i++) {
+            if ((status = decoding_step(m[i], &d[i], tokens, live)))
+                goto done;
+            member[i] = d[i].logits;
+        }
+        if (count > 1 && (status = recur_log_mixture(member, count, (size_t)live, Vt, mix)))
             goto done;
+        const float *scores = count > 1 ? mix : d[0].logits;
         int nc = 0;
         for (int i = 0; i < live; i++) {
-            const float *z = d->logits + (size_t)i * Vt;
+            const float *z = scores + (size_t)i * Vt;
             const double lse = log_sum_exp(z, Vt);
             if (!isfinite(lse)) {
                 status = recur__error(RECUR_E_NUMERIC, "seq2seq: decoding met non-finite "
@@ -1278,18 +1320,11 @@ static int beam_search(recur_seq2seq *m, decoding *d, float alpha, int32_t **out
         if (next == 0 || (found && best_norm >= normalised(next_score[0], L + 1, alpha)))
             break;
         /* reorder the states: row k continues row parent[t][k] */
-        if ((status = recur_rnn_stream_state(d->stream, d->h, d->c)))
-            goto done;
-        for (int l = 0; l < Ld; l++)
-            for (int k = 0; k < K; k++) {
-                const int from = parent[(size_t)t * K + (k < next ? k : 0)];
-                const size_t dst = ((size_t)l * K + k) * H, src = ((size_t)l * K + from) * H;
-                memcpy(d->h2 + dst, d->h + src, (size_t)H * sizeof(float));
-                if (lstm)
-                    memcpy(d->c2 + dst, d->c + src, (size_t)H * sizeof(float));
-            }
-        if ((status = recur_rnn_stream_reset(d->stream, d->h2, lstm ? d->c2 : NULL)))
-            goto done;
+        for (int k = 0; k < K; k++)
+            from[k] = parent[(size_t)t * K + (k < next ? k : 0)];
+        for (int i = 0; i < count; i++)
+            if ((status = reorder_rows(m[i], &d[i], from)))
+                goto done;
         for (int k = 0; k < K; k++) {
             tokens[k] = tok[(size_t)t * K + (k < next ? k : 0)];
             score[k] = next_score[k < next ? k : 0];
@@ -1317,6 +1352,8 @@ done:
     recur__free(score);
     recur__free(cand);
     recur__free(top);
+    recur__free(from);
+    recur__free(mix);
     return status;
 }
 
@@ -1345,9 +1382,10 @@ static int attention_rows(recur_seq2seq *m, decoding *d, const int32_t *seq, int
     return RECUR_OK;
 }
 
-int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
-                            const recur_seq2seq_decode_config *config, int32_t **out,
-                            int *out_len, float **attention)
+int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
+                                     const int32_t *src, int n,
+                                     const recur_seq2seq_decode_config *config, int32_t **out,
+                                     int *out_len, float **attention)
 {
     if (out)
         *out = NULL;
@@ -1355,8 +1393,23 @@ int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
         *out_len = 0;
     if (attention)
         *attention = NULL;
-    if (!m || !src || !out || !out_len)
+    if (!models || !src || !out || !out_len)
         return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate: NULL argument");
+    if (count < 1 || count > MAX_MEMBERS)
+        return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_ensemble: %d models "
+                            "(1..%d)", count, MAX_MEMBERS);
+    for (int i = 0; i < count; i++) {
+        if (!models[i])
+            return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_ensemble: model %d is "
+                                "NULL", i);
+        const recur_seq2seq_config *a = &models[0]->config, *b = &models[i]->config;
+        if (a->src_vocab_size != b->src_vocab_size || a->tgt_vocab_size != b->tgt_vocab_size)
+            return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_ensemble: model %d's "
+                                "vocabularies (%d, %d) differ from model 0's (%d, %d)", i,
+                                b->src_vocab_size, b->tgt_vocab_size, a->src_vocab_size,
+                                a->tgt_vocab_size);
+    }
+    recur_seq2seq *m = models[0];
     const recur_seq2seq_decode_config dc = config ? *config
                                                   : recur_seq2seq_decode_config_default();
     if (n < 1 || n > MAX_STEPS)
@@ -1376,20 +1429,25 @@ int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
             return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate: source id %d at "
                                 "position %d outside the source vocabulary 0..%d", (int)src[i],
                                 i, m->config.src_vocab_size - 1);
-    decoding d;
-    memset(&d, 0, sizeof d);
+    decoding d[MAX_MEMBERS];
+    memset(d, 0, sizeof d);
     const long fallback = 2L * n + 10;
-    d.max_len = dc.max_length > 0 ? dc.max_length
-                                  : (int)(fallback < MAX_DECODE_LENGTH ? fallback
-                                                                      : MAX_DECODE_LENGTH);
-    int status = decoding_init(m, src, n, dc.beam_width, &d);
+    const int max_len = dc.max_length > 0 ? dc.max_length
+                                          : (int)(fallback < MAX_DECODE_LENGTH ? fallback
+                                                                              : MAX_DECODE_LENGTH);
+    int status = RECUR_OK;
+    for (int i = 0; status == RECUR_OK && i < count; i++) {
+        d[i].max_len = max_len;
+        status = decoding_init(models[i], src, n, dc.beam_width, &d[i]);
+    }
     int32_t *seq = NULL;
     int len = 0;
     if (status == RECUR_OK)
-        status = beam_search(m, &d, dc.length_penalty, &seq, &len);
+        status = beam_search(models, d, count, dc.length_penalty, &seq, &len);
     if (status == RECUR_OK && attention)
-        status = attention_rows(m, &d, seq, len, attention);
-    decoding_free(&d);
+        status = attention_rows(m, &d[0], seq, len, attention);
+    for (int i = 0; i < count; i++)
+        decoding_free(&d[i]);
     if (status) {
         recur__free(seq);
         return status;
@@ -1397,6 +1455,13 @@ int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
     *out = seq;
     *out_len = len;
     return RECUR_OK;
+}
+
+int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
+                            const recur_seq2seq_decode_config *config, int32_t **out,
+                            int *out_len, float **attention)
+{
+    return recur_seq2seq_translate_ensemble(&m, 1, src, n, config, out, out_len, attention);
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
