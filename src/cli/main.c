@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "speech_cli.h"
 #include "forecast_cli.h"
+#include "trainer.h"
 #include "translate_cli.h"
 
 static void print_help(FILE *out)
@@ -37,6 +38,7 @@ static void print_help(FILE *out)
 
 int main(int argc, char **argv)
 {
+    trainer_signals_init();
     if (argc < 2) {
         print_help(stderr);
         return CLI_USAGE;

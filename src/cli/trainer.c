@@ -15,11 +15,14 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <threads.h>
 #include <unistd.h>
 
 #include "dist.h"
@@ -30,9 +33,62 @@
 /* Options stored in a checkpoint, at most. */
 #define MAX_SAVED_OPTIONS 128
 
-static volatile sig_atomic_t stop_signal;
+/* Ctrl-C and SIGTERM. trainer_signals_init (main, before any other thread
+ * exists) blocks both in every thread and takes them in a thread of their
+ * own with sigwait, so no handler ever interrupts the computation: a
+ * handler run inside the matrix library's kernels corrupted its heap now
+ * and then (tests/test_cli's Ctrl-C case failed in about 1 run of 10).
+ * While a training loop runs, the first signal asks it to stop (it saves
+ * and ends); otherwise, and on a second signal, the signal's default
+ * action ends the process at once (saves are atomic). Without the waiting
+ * thread, trainer_run falls back to a handler. */
+static atomic_int stop_signal, training_active, waiter_running;
 
-static void on_signal(int sig) { stop_signal = sig; }
+static void on_signal(int sig) { atomic_store(&stop_signal, sig); }
+
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+}
+
+static int signal_waiter(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    stop_signals(&set);
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        int none = 0;
+        if (atomic_load(&training_active) && atomic_compare_exchange_strong(&stop_signal, &none, sig))
+            continue;
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        signal(sig, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig); /* to this thread, where it is not blocked: the default action */
+    }
+    return 0;
+}
+
+void trainer_signals_init(void)
+{
+    sigset_t set;
+    stop_signals(&set);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return;
+    thrd_t waiter;
+    if (thrd_create(&waiter, signal_waiter, NULL) != thrd_success) {
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        return;
+    }
+    thrd_detach(waiter);
+    atomic_store(&waiter_running, 1);
+}
 
 static const char *const optim_choices[] = {"adam", "adamw", "sgd", "rmsprop", "adagrad", NULL};
 static const char *const schedule_choices[] = {"constant", "step", "cosine", NULL};
@@ -856,7 +912,7 @@ static int train_loop(trainer *t)
     t->dist_agreed = 1;
 
     while (1) {
-        if (mpi ? agreed_stop & 1 : stop_signal) {
+        if (mpi ? agreed_stop & 1 : atomic_load(&stop_signal)) {
             interrupted = 1;
             break;
         }
@@ -874,7 +930,7 @@ static int train_loop(trainer *t)
         /* MPI: average the gradients over the ranks (before clipping), with
          * the losses, item counts and stop requests */
         if (mpi) {
-            const int local_stop = (stop_signal ? 1 : 0) |
+            const int local_stop = (atomic_load(&stop_signal) ? 1 : 0) |
                                    (o->time_s > 0 && cli_now() - t->t_start >= o->time_s ? 2 : 0);
             int d = dist_step_end(t->cmd, grads, n_params, &status, &loss, &items, local_stop,
                                   &agreed_stop);
@@ -1017,19 +1073,26 @@ int trainer_run(trainer *t)
                 t->out_dir);
 
     t->tty = isatty(STDERR_FILENO);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once (saves are atomic) */
-    stop_signal = 0;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    atomic_store(&stop_signal, 0);
+    const int handler = !atomic_load(&waiter_running);
+    if (handler) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once (saves are atomic) */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    atomic_store(&training_active, 1);
 
     t->start_step = t->step;
     t->t_start = cli_now();
     int rc = train_loop(t);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    atomic_store(&training_active, 0);
+    if (handler) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+    }
     return rc;
 }

@@ -199,6 +199,10 @@ int trainer_resume(trainer *t, const recur_train_state *state);
 int trainer_prepare(trainer *t);
 int trainer_start(trainer *t, const trainer_task *task);
 int trainer_run(trainer *t);
+
+/* Call first in main, before any thread is created: Ctrl-C and SIGTERM are
+ * then taken by a thread of their own (trainer.c says why). */
+void trainer_signals_init(void);
 void trainer_free(trainer *t);
 
 const char *trainer_out_dir(const trainer *t);
