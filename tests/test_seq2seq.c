@@ -283,6 +283,66 @@ static void test_gradients(void)
     c = small_config(RECUR_CELL_RNN_TANH, RECUR_ATTENTION_GENERAL, 0, 1, 1, 11, 4, 5);
     c.embedding_dropout = 0.3f;
     gradient_case("rnn_tanh general 1+1", &c, 0.05f, 17);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 11, 4, 5);
+    c.word_dropout = 0.3f;
+    gradient_case("gru additive bi 1+1 word dropout", &c, 0.1f, 18);
+    c.embedding_dropout = 0.2f;
+    gradient_case("gru additive bi 1+1 word and embedding dropout", &c, 0.0f, 19);
+}
+
+/* How many of the source tokens' embedding rows got no gradient at all after
+ * one training step on a single sentence of n distinct source ids. */
+static int silent_source_rows(const recur_seq2seq_config *c, int n, uint64_t seed)
+{
+    recur_seq2seq *m = make_model(c, seed);
+    if (!m)
+        return -1;
+    int32_t src[64], len = n, tgt_in[3] = {BOS, 3, 4}, tgt_out[3] = {3, 4, EOS};
+    for (int t = 0; t < n; t++)
+        src[t] = 3 + t;
+    recur_seq2seq_batch b = {1, n, src, &len, 3, tgt_in, tgt_out};
+    recur_rng rng;
+    recur_rng_seed(&rng, seed + 1);
+    recur_seq2seq_zero_grad(m);
+    double loss = NAN;
+    CHECK_OK(recur_seq2seq_train_step(m, &b, 0.0f, &rng, &loss, NULL, NULL));
+    const recur_param_view *v = recur_seq2seq_tensor_find(m, "src_embedding.weight");
+    const float *g = recur_seq2seq_grads(m) + v->offset;
+    const int E = c->embedding_size;
+    int silent = 0;
+    for (int t = 0; t < n; t++) {
+        bool zero = true;
+        for (int j = 0; j < E; j++)
+            zero = zero && g[(size_t)src[t] * E + j] == 0.0f;
+        silent += zero;
+    }
+    recur_seq2seq_free(m);
+    return silent;
+}
+
+/* Word dropout removes whole tokens: with p = 0.5 about half the source
+ * rows get no gradient; element dropout alone (also 0.5, over 16 elements)
+ * and no dropout leave none silent. */
+static void test_word_dropout(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 64,
+                                          16, 6);
+    enum { N = 48 };
+    CHECK(silent_source_rows(&c, N, 21) == 0);
+    c.embedding_dropout = 0.5f;
+    CHECK(silent_source_rows(&c, N, 22) == 0);
+    c.embedding_dropout = 0.0f;
+    c.word_dropout = 0.5f;
+    const int silent = silent_source_rows(&c, N, 23);
+    CHECK_MSG(silent >= N / 4 && silent <= 3 * N / 4, "word dropout 0.5 silenced %d of %d "
+              "source tokens", silent, N);
+    c.word_dropout = 0.0f;
+    c.embedding_dropout = 0.0f;
+    /* the option is checked and survives a checkpoint */
+    c.word_dropout = 1.0f;
+    CHECK_STATUS(recur_seq2seq_config_check(&c), RECUR_E_INVALID);
+    c.word_dropout = -0.1f;
+    CHECK_STATUS(recur_seq2seq_config_check(&c), RECUR_E_INVALID);
 }
 
 /* ---- padding -------------------------------------------------------------------------- */
@@ -777,7 +837,7 @@ static recur_st *roundtrip(recur_st_writer *w)
 static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, const char *key,
                       const char *value)
 {
-    char fields[12][2][64];
+    char fields[13][2][64];
     int nf = 0;
 #define FIELD(k, ...)                                                                  \
     do {                                                                               \
@@ -797,6 +857,7 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
     FIELD("attention", "\"%s\"", recur_attention_name(c->attention));
     FIELD("dropout", "%g", (double)c->dropout);
     FIELD("embedding_dropout", "%g", (double)c->embedding_dropout);
+    FIELD("word_dropout", "%g", (double)c->word_dropout);
 #undef FIELD
     size_t at = (size_t)snprintf(out, size, "{");
     bool first = true;
@@ -873,6 +934,7 @@ static void test_checkpoint(void)
                                           6, 7);
     c.dropout = 0.125f;
     c.embedding_dropout = 0.1f;
+    c.word_dropout = 0.25f;
     recur_seq2seq *m = make_model(&c, 81);
     if (!m)
         return;
@@ -921,6 +983,13 @@ static void test_checkpoint(void)
     recur_seq2seq *ok = NULL;
     CHECK_OK(read_damaged(m, &(damage){meta, NULL, NULL, NULL, "optimizer.exp_avg"}, &ok));
     recur_seq2seq_free(ok);
+    /* checkpoints from before word dropout existed read as word_dropout 0 */
+    meta_text(meta, sizeof meta, &c, "word_dropout", NULL);
+    ok = NULL;
+    CHECK_OK(read_damaged(m, &(damage){meta, NULL, NULL, NULL, NULL}, &ok));
+    CHECK(ok && recur_seq2seq_get_config(ok)->word_dropout == 0.0f &&
+          recur_seq2seq_get_config(ok)->embedding_dropout == 0.1f);
+    recur_seq2seq_free(ok);
 
     expect_damage(m, &(damage){NULL, NULL, NULL, NULL, NULL}, RECUR_E_FORMAT, "recur_seq2seq");
     expect_damage(m, &(damage){"{\"format\":1,", NULL, NULL, NULL, NULL}, RECUR_E_FORMAT,
@@ -950,6 +1019,7 @@ static void test_checkpoint(void)
         {"bidirectional", "1", RECUR_E_FORMAT, "bidirectional"},
         {"dropout", "1.5", RECUR_E_FORMAT, "dropout"},
         {"embedding_dropout", "\"x\"", RECUR_E_FORMAT, "embedding_dropout"},
+        {"word_dropout", "1", RECUR_E_FORMAT, "word_dropout"},
         {"attention", "\"dot\"", RECUR_E_FORMAT, "dot attention"},
         /* a valid config that does not match the tensors */
         {"hidden_size", "8", RECUR_E_FORMAT, "tensor \"encoder.weight_ih_l0\""},
@@ -992,17 +1062,18 @@ static void test_errors(void)
         recur_seq2seq_config c;
         const char *mention;
     } bad[] = {
-        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "src_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "tgt_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "embedding_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "hidden_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "encoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0}, "decoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0}, "attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0}, "dot attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0}, "dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN}, "embedding_dropout"},
-        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0}, "embedding_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f}, "word_dropout"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0}, "cell"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int dummy = 0;
@@ -1216,6 +1287,7 @@ int main(void)
     recur_set_threads(1);
     test_layout();
     test_gradients();
+    test_word_dropout();
     test_padding();
     recur_set_threads(2);
     test_padding();

@@ -138,7 +138,8 @@ static void test_train_resume_translate(void)
     CHECK_EXIT(run("train_full", "translate", "train", "--data", data, "--vocab", "300", "--embed",
                    "24", "--hidden", "32", "--batch", "16", "--lr", "0.01", "--val-every", "100",
                    "--save-every", "100", "--log-every", "20", "--val-sentences", "20",
-                   "--dropout", "0.1", "--out", path_of("full"), "--steps", "400", NULL),
+                   "--dropout", "0.1", "--word-dropout", "0.2", "--out", path_of("full"),
+                   "--steps", "400", NULL),
                0);
     CHECK_STDERR_MENTIONS("step 400/400");
     CHECK_STDERR_MENTIONS("bleu");
@@ -147,12 +148,14 @@ static void test_train_resume_translate(void)
     CHECK_EXIT(run("train_half", "translate", "train", "--data", data, "--vocab", "300", "--embed",
                    "24", "--hidden", "32", "--batch", "16", "--lr", "0.01", "--val-every", "100",
                    "--save-every", "100", "--log-every", "20", "--val-sentences", "20",
-                   "--dropout", "0.1", "--out", path_of("half"), "--steps", "200", NULL),
+                   "--dropout", "0.1", "--word-dropout", "0.2", "--out", path_of("half"),
+                   "--steps", "200", NULL),
                0);
     CHECK_EXIT(run("train_resume", "translate", "train", "--out", path_of("half"), "--resume",
                    "--steps", "400", NULL),
                0);
     CHECK_STDERR_MENTIONS("resuming");
+    CHECK_STDERR_MENTIONS("word dropout 0.2"); /* from the checkpoint */
     for (int step = 20; step <= 400; step += 60) {
         char *a = metrics_row(path_of("full/metrics.csv"), step);
         char *b = metrics_row(path_of("half/metrics.csv"), step);
@@ -183,6 +186,10 @@ static void test_train_resume_translate(void)
     CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
                    "--hidden", "64", "--steps", "500", NULL),
                2);
+    CHECK_EXIT(run("resume_word_dropout", "translate", "train", "--out", path_of("half"),
+                   "--resume", "--word-dropout", "0.3", "--steps", "500", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--word-dropout 0.3 differs");
 
     /* translating stdin: one line out per line in, deterministic */
     /* the third line's "ô" is two byte-level subwords, neither valid UTF-8 alone */

@@ -63,10 +63,14 @@ typedef struct recur_seq2seq_config {
     recur_attention attention;
     float dropout;           /* between stacked layers and on o_t, training only */
     float embedding_dropout; /* on both embeddings, training only */
+    float word_dropout;      /* training only: each embedded source and target input token is
+                                zeroed whole with this probability (the others scaled by
+                                1/(1-p)), as in Sennrich & Zhang 2019; 0 in checkpoints
+                                written before it existed */
 } recur_seq2seq_config;
 
 /* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
- * dropout 0.2, embedding dropout 0.1; vocabulary sizes 0 (must be set). */
+ * dropout 0.2, embedding dropout 0.1, word dropout 0; vocabulary sizes 0 (must be set). */
 RECUR_API recur_seq2seq_config recur_seq2seq_config_default(void);
 RECUR_API int recur_seq2seq_config_check(const recur_seq2seq_config *config);
 

@@ -161,6 +161,12 @@ recur_seq2seq_config recur_seq2seq_config_default(void)
     return c;
 }
 
+/* Whether training multiplies the embedded tokens by a mask. */
+static bool embedding_masked(const recur_seq2seq_config *c)
+{
+    return c->embedding_dropout > 0.0f || c->word_dropout > 0.0f;
+}
+
 static recur_rnn_config stack_config(const recur_seq2seq_config *c, int encoder)
 {
     recur_rnn_config r = recur_rnn_config_default();
@@ -208,6 +214,9 @@ int recur_seq2seq_config_check(const recur_seq2seq_config *c)
     if (!(c->embedding_dropout >= 0.0f && c->embedding_dropout < 1.0f))
         return recur__error(RECUR_E_INVALID, "seq2seq config: embedding_dropout %g outside "
                             "[0, 1)", (double)c->embedding_dropout);
+    if (!(c->word_dropout >= 0.0f && c->word_dropout < 1.0f))
+        return recur__error(RECUR_E_INVALID, "seq2seq config: word_dropout %g outside [0, 1)",
+                            (double)c->word_dropout);
     for (int encoder = 1; encoder >= 0; encoder--) {
         recur_rnn_config rc = stack_config(c, encoder);
         if (recur_rnn_config_check(&rc) != RECUR_OK) {
@@ -474,7 +483,7 @@ static void layout(const recur_seq2seq *m, workspace *ws, carver *cv)
     const size_t DH = (size_t)m->DH, X = (size_t)m->X, A = (size_t)m->A;
     const size_t Vt = (size_t)c->tgt_vocab_size, LdH = (size_t)c->decoder_layers * H;
     const size_t enc_states = (size_t)c->encoder_layers * m->D * B * H;
-    const bool lstm = c->cell == RECUR_CELL_LSTM, edrop = c->embedding_dropout > 0.0f;
+    const bool lstm = c->cell == RECUR_CELL_LSTM, edrop = embedding_masked(c);
     const size_t key_width = c->attention == RECUR_ATTENTION_GENERAL ? H : A;
     ws->x_src = carve(cv, rs, E);
     ws->m_src = edrop ? carve(cv, rs, E) : NULL;
@@ -722,6 +731,30 @@ RECUR_VECTOR_CLONES static void xent_row(const float *z, int V, int32_t y, float
 
 /* ---- training forward ---------------------------------------------------------------- */
 
+/* Training noise on rows [rows, E] of embedded tokens, in place: element
+ * dropout, then word dropout (whole rows); mask receives the product. The
+ * element draws come first so that word_dropout 0 draws as before. */
+static void embedding_dropout(const recur_seq2seq_config *c, float *x, size_t rows,
+                              recur_rng *rng, float *mask)
+{
+    const size_t E = (size_t)c->embedding_size;
+    if (c->embedding_dropout > 0.0f)
+        recur_dropout_forward(x, rows * E, c->embedding_dropout, rng, mask, x);
+    else
+        for (size_t i = 0; i < rows * E; i++)
+            mask[i] = 1.0f;
+    if (c->word_dropout <= 0.0f)
+        return;
+    const float keep = 1.0f / (1.0f - c->word_dropout);
+    for (size_t r = 0; r < rows; r++) {
+        const float f = recur_rng_uniform(rng) < c->word_dropout ? 0.0f : keep;
+        for (size_t j = r * E; j < (r + 1) * E; j++) {
+            mask[j] *= f;
+            x[j] *= f;
+        }
+    }
+}
+
 /* Source embedding, encoder, bridge: fills e, keys and h0. */
 static int encode(recur_seq2seq *m, recur_mode mode, int S, int B, recur_rng *rng)
 {
@@ -735,8 +768,8 @@ static int encode(recur_seq2seq *m, recur_mode mode, int S, int B, recur_rng *rn
                                          ws->x_src);
     if (status)
         return status;
-    if (train && c->embedding_dropout > 0.0f)
-        recur_dropout_forward(ws->x_src, rs * E, c->embedding_dropout, rng, ws->m_src, ws->x_src);
+    if (train && embedding_masked(c))
+        embedding_dropout(c, ws->x_src, rs, rng, ws->m_src);
     recur_rnn_input in = {S, B, ws->x_src, 0, ws->lengths, NULL, NULL};
     recur_rnn_output out = {ws->e, ws->hn, ws->cn};
     if ((status = recur_rnn_forward(m->encoder, mode, &in, &out, rng)))
@@ -793,8 +826,8 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
                                          ws->x_tgt);
     if (status)
         return status;
-    if (train && c->embedding_dropout > 0.0f)
-        recur_dropout_forward(ws->x_tgt, rt * E, c->embedding_dropout, rng, ws->m_tgt, ws->x_tgt);
+    if (train && embedding_masked(c))
+        embedding_dropout(c, ws->x_tgt, rt, rng, ws->m_tgt);
     recur_rnn_input in = {T, B, ws->x_tgt, 0, NULL, ws->h0, NULL};
     recur_rnn_output out = {ws->q, NULL, NULL};
     if ((status = recur_rnn_forward(m->decoder, mode, &in, &out, rng)))
@@ -874,7 +907,7 @@ static int forward_loss(recur_seq2seq *m, recur_mode mode, const recur_seq2seq_b
         return status;
     const recur_seq2seq_config *c = &m->config;
     if (mode == RECUR_MODE_TRAIN && !rng &&
-        (c->dropout > 0.0f || c->embedding_dropout > 0.0f))
+        (c->dropout > 0.0f || embedding_masked(c)))
         return recur__error(RECUR_E_INVALID, "seq2seq: dropout in training needs an rng");
     double plain = 0.0;
     if ((status = encode(m, mode, bt->S, bt->B, rng)) ||
@@ -1014,7 +1047,7 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     int status = recur_rnn_backward(m->decoder, &gin, &gout);
     if (status)
         return status;
-    if (c->embedding_dropout > 0.0f)
+    if (embedding_masked(c))
         multiply(ws->dx_tgt, ws->m_tgt, rt * E);
     recur_embedding_backward(m->dw.tgt_embedding, E, bt->tgt_in, rt, ws->dx_tgt);
     /* bridge: h0 = tanh(s W_br^T + b_br) */
@@ -1035,7 +1068,7 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     recur_rnn_grad_out eout = {ws->dx_src, NULL, NULL};
     if ((status = recur_rnn_backward(m->encoder, &ein, &eout)))
         return status;
-    if (c->embedding_dropout > 0.0f)
+    if (embedding_masked(c))
         multiply(ws->dx_src, ws->m_src, rs * E);
     recur_embedding_backward(m->dw.src_embedding, E, ws->src_ids, rs, ws->dx_src);
     return RECUR_OK;
@@ -1483,7 +1516,8 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
              recur__json_put(obj, "bidirectional", json_boolean(c->bidirectional)) &&
              recur__json_put(obj, "attention", json_string(recur_attention_name(c->attention))) &&
              recur__json_put(obj, "dropout", recur__json_float(c->dropout)) &&
-             recur__json_put(obj, "embedding_dropout", recur__json_float(c->embedding_dropout));
+             recur__json_put(obj, "embedding_dropout", recur__json_float(c->embedding_dropout)) &&
+             recur__json_put(obj, "word_dropout", recur__json_float(c->word_dropout));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)
@@ -1573,7 +1607,9 @@ static int read_config(const reader *r, json_t *meta, recur_seq2seq_config *c)
         (status = get_int(r, meta, "encoder_layers", 1, 64, &c->encoder_layers)) ||
         (status = get_int(r, meta, "decoder_layers", 1, 64, &c->decoder_layers)) ||
         (status = get_rate(r, meta, "dropout", &c->dropout)) ||
-        (status = get_rate(r, meta, "embedding_dropout", &c->embedding_dropout)))
+        (status = get_rate(r, meta, "embedding_dropout", &c->embedding_dropout)) ||
+        (json_object_get(meta, "word_dropout") &&
+         (status = get_rate(r, meta, "word_dropout", &c->word_dropout))))
         return status;
     json_t *bi = json_object_get(meta, "bidirectional");
     if (!bi || !json_is_boolean(bi))
