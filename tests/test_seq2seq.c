@@ -288,6 +288,76 @@ static void test_gradients(void)
     gradient_case("gru additive bi 1+1 word dropout", &c, 0.1f, 18);
     c.embedding_dropout = 0.2f;
     gradient_case("gru additive bi 1+1 word and embedding dropout", &c, 0.0f, 19);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 1, 1, 11, 5, 5);
+    c.tie_embeddings = 1;
+    c.dropout = 0.2f;
+    gradient_case("lstm general bi 1+1 tied embeddings", &c, 0.1f, 20);
+}
+
+/* Tied embeddings: the model equals an untied one whose head.weight is a copy
+ * of tgt_embedding.weight (same loss), and the tied embedding's gradient is
+ * the sum of the untied embedding's and head's. */
+static void test_tied_embeddings(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 11,
+                                          5, 5);
+    c.tie_embeddings = 1;
+    recur_seq2seq *tied = make_model(&c, 31);
+    c.tie_embeddings = 0;
+    recur_seq2seq *untied = make_model(&c, 31);
+    if (!tied || !untied) {
+        recur_seq2seq_free(tied);
+        recur_seq2seq_free(untied);
+        return;
+    }
+    CHECK(recur_seq2seq_tensor_find(tied, "head.weight") == NULL);
+    CHECK(recur_seq2seq_tensor_count(tied) == recur_seq2seq_tensor_count(untied) - 1);
+    CHECK(recur_seq2seq_size(tied) == recur_seq2seq_size(untied) - 11 * 5);
+    /* the tied embedding starts small, as a head would: U(-1/sqrt(5), 1/sqrt(5)) */
+    const recur_param_view *te = recur_seq2seq_tensor_find(tied, "tgt_embedding.weight");
+    float largest = 0.0f;
+    for (size_t j = 0; j < te->numel; j++)
+        largest = fmaxf(largest, fabsf(recur_seq2seq_params(tied)[te->offset + j]));
+    CHECK_MSG(largest > 0.0f && largest <= 1.0f / sqrtf(5.0f), "tied embedding init %g", largest);
+    for (int i = 0; i < recur_seq2seq_tensor_count(untied); i++) {
+        const recur_param_view *u = recur_seq2seq_tensor_at(untied, i);
+        const char *from = strcmp(u->name, "head.weight") == 0 ? "tgt_embedding.weight" : u->name;
+        const recur_param_view *t = recur_seq2seq_tensor_find(tied, from);
+        CHECK_MSG(t && t->numel == u->numel, "%s", u->name);
+        if (t && t->numel == u->numel)
+            memcpy(recur_seq2seq_params(untied) + u->offset, recur_seq2seq_params(tied) + t->offset,
+                   u->numel * sizeof(float));
+    }
+    recur_rng rng;
+    recur_rng_seed(&rng, 32);
+    const int src_len[3] = {4, 6, 2}, tgt_len[3] = {5, 1, 3};
+    batch_data d;
+    make_batch(&d, 3, src_len, tgt_len, 11, 11, 1, &rng);
+    double lt = NAN, lu = NAN;
+    recur_seq2seq_zero_grad(tied);
+    recur_seq2seq_zero_grad(untied);
+    CHECK_OK(recur_seq2seq_train_step(tied, &d.batch, 0.1f, NULL, &lt, NULL, NULL));
+    CHECK_OK(recur_seq2seq_train_step(untied, &d.batch, 0.1f, NULL, &lu, NULL, NULL));
+    CHECK_NEAR(lt, lu, 1e-6);
+    const recur_param_view *ue = recur_seq2seq_tensor_find(untied, "tgt_embedding.weight");
+    const recur_param_view *uh = recur_seq2seq_tensor_find(untied, "head.weight");
+    double worst = 0.0, largest_grad = 0.0;
+    for (size_t j = 0; j < te->numel; j++) {
+        const double sum = (double)recur_seq2seq_grads(untied)[ue->offset + j] +
+                           recur_seq2seq_grads(untied)[uh->offset + j];
+        worst = fmax(worst, fabs(recur_seq2seq_grads(tied)[te->offset + j] - sum));
+        largest_grad = fmax(largest_grad, fabs(sum));
+    }
+    CHECK_MSG(largest_grad > 1e-3 && worst <= 1e-6 * fmax(1.0, largest_grad),
+              "tied gradient off by %g (largest %g)", worst, largest_grad);
+    batch_free(&d);
+    recur_seq2seq_free(tied);
+    recur_seq2seq_free(untied);
+    /* tying needs E == H */
+    c.tie_embeddings = 1;
+    c.embedding_size = 4;
+    CHECK_STATUS(recur_seq2seq_config_check(&c), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("tie_embeddings");
 }
 
 /* How many of the source tokens' embedding rows got no gradient at all after
@@ -837,7 +907,7 @@ static recur_st *roundtrip(recur_st_writer *w)
 static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, const char *key,
                       const char *value)
 {
-    char fields[13][2][64];
+    char fields[14][2][64];
     int nf = 0;
 #define FIELD(k, ...)                                                                  \
     do {                                                                               \
@@ -858,6 +928,7 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
     FIELD("dropout", "%g", (double)c->dropout);
     FIELD("embedding_dropout", "%g", (double)c->embedding_dropout);
     FIELD("word_dropout", "%g", (double)c->word_dropout);
+    FIELD("tie_embeddings", "%s", c->tie_embeddings ? "true" : "false");
 #undef FIELD
     size_t at = (size_t)snprintf(out, size, "{");
     bool first = true;
@@ -977,6 +1048,36 @@ static void test_checkpoint(void)
         batch_free(&d);
         recur_seq2seq_free(back);
     }
+    /* a tied model round-trips; its file has no head.weight */
+    {
+        recur_seq2seq_config ct = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1,
+                                               1, 14, 6, 6);
+        ct.tie_embeddings = 1;
+        recur_seq2seq *tm = make_model(&ct, 83), *tback = NULL;
+        recur_st_writer *tw = NULL;
+        CHECK_OK(recur_st_writer_create(&tw));
+        CHECK_OK(recur_seq2seq_write(tm, tw));
+        recur_st *tst = roundtrip(tw);
+        CHECK(tst && recur_st_find(tst, "head.weight") == NULL);
+        CHECK_OK(recur_seq2seq_read(tst, "tied.safetensors", &tback));
+        CHECK(tback && recur_seq2seq_get_config(tback)->tie_embeddings == 1);
+        CHECK(tback && memcmp(recur_seq2seq_params(tback), recur_seq2seq_params(tm),
+                              recur_seq2seq_size(tm) * sizeof(float)) == 0);
+        recur_seq2seq_free(tback);
+        recur_st_free(tst);
+        recur_st_writer_free(tw);
+        /* the untied reader refuses it: head.weight missing */
+        char tmeta[1024];
+        ct.tie_embeddings = 0;
+        meta_text(tmeta, sizeof tmeta, &ct, NULL, NULL);
+        ct.tie_embeddings = 1;
+        recur_seq2seq *bad_read = NULL;
+        CHECK_STATUS(read_damaged(tm, &(damage){tmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("head.weight");
+        recur_seq2seq_free(bad_read);
+        recur_seq2seq_free(tm);
+    }
     /* optimizer and trainer state beside the model are allowed */
     char meta[1024];
     meta_text(meta, sizeof meta, &c, NULL, NULL);
@@ -1020,6 +1121,8 @@ static void test_checkpoint(void)
         {"dropout", "1.5", RECUR_E_FORMAT, "dropout"},
         {"embedding_dropout", "\"x\"", RECUR_E_FORMAT, "embedding_dropout"},
         {"word_dropout", "1", RECUR_E_FORMAT, "word_dropout"},
+        {"tie_embeddings", "1", RECUR_E_FORMAT, "tie_embeddings"},
+        {"tie_embeddings", "true", RECUR_E_FORMAT, "tie_embeddings needs"}, /* E 6, H 7 */
         {"attention", "\"dot\"", RECUR_E_FORMAT, "dot attention"},
         /* a valid config that does not match the tensors */
         {"hidden_size", "8", RECUR_E_FORMAT, "tensor \"encoder.weight_ih_l0\""},
@@ -1062,18 +1165,19 @@ static void test_errors(void)
         recur_seq2seq_config c;
         const char *mention;
     } bad[] = {
-        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "src_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "tgt_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "embedding_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "hidden_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "encoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0}, "decoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0}, "attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0}, "dot attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0}, "dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0}, "embedding_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f}, "word_dropout"},
-        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0}, "embedding_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0}, "word_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1}, "tie_embeddings"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0}, "cell"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int dummy = 0;
@@ -1288,6 +1392,7 @@ int main(void)
     test_layout();
     test_gradients();
     test_word_dropout();
+    test_tied_embeddings();
     test_padding();
     recur_set_threads(2);
     test_padding();

@@ -182,6 +182,19 @@ static void test_train_resume_translate(void)
     CHECK_MSG(kept[0] > 0 && kept[1] == 3 * kept[0], "pairs kept: %ld, with --repeat 3: %ld",
               kept[0], kept[1]);
 
+    /* --tie-embeddings: one matrix less, and it needs --embed = --hidden */
+    CHECK_EXIT(run("train_tied", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "8", "--batch", "16", "--steps", "2",
+                   "--tie-embeddings", "--out", path_of("tied"), NULL),
+               0);
+    CHECK_STDERR_MENTIONS("embedding 8 (tied to the output)");
+    CHECK_EXIT(run("train_tied_bad", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "16", "--steps", "2", "--tie-embeddings", "--out",
+                   path_of("tied_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--tie-embeddings needs --embed (8) = --hidden (16)");
+    CHECK(access(path_of("tied_bad/latest.safetensors"), F_OK) != 0);
+
     /* a changed model option on --resume is refused */
     CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
                    "--hidden", "64", "--steps", "500", NULL),

@@ -30,7 +30,8 @@
  *   attention.query.weight [A, Hd], attention.key.weight [A, D*He],
  *   attention.v [A] (A = Hd),
  *   combine.weight [Hd, D*He + Hd], combine.bias [Hd],
- *   head.weight [Vt, Hd], head.bias [Vt]. */
+ *   head.weight [Vt, Hd] (absent with tie_embeddings: tgt_embedding.weight
+ *   serves), head.bias [Vt]. */
 #ifndef RECUR_SEQ2SEQ_H
 #define RECUR_SEQ2SEQ_H
 
@@ -67,10 +68,15 @@ typedef struct recur_seq2seq_config {
                                 zeroed whole with this probability (the others scaled by
                                 1/(1-p)), as in Sennrich & Zhang 2019; 0 in checkpoints
                                 written before it existed */
+    int tie_embeddings;      /* non-zero: the head's weight is the target embedding (Press &
+                                Wolf 2017; needs embedding_size == hidden_size): no
+                                head.weight tensor, and tgt_embedding.weight starts as the
+                                head would, U(-1/sqrt(H), 1/sqrt(H)) */
 } recur_seq2seq_config;
 
 /* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
- * dropout 0.2, embedding dropout 0.1, word dropout 0; vocabulary sizes 0 (must be set). */
+ * dropout 0.2, embedding dropout 0.1, word dropout 0, untied; vocabulary sizes 0 (must be
+ * set). */
 RECUR_API recur_seq2seq_config recur_seq2seq_config_default(void);
 RECUR_API int recur_seq2seq_config_check(const recur_seq2seq_config *config);
 

@@ -36,6 +36,7 @@ typedef struct tt_opts {
     const char *data, *extra, *source, *target, *cell, *attention;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
     double dropout, embed_dropout, word_dropout, label_smoothing;
+    int tie_embeddings;
     int64_t val_sentences;
 } tt_opts;
 
@@ -359,6 +360,10 @@ static int make_model(tt_run *r)
     c.dropout = (float)o->dropout;
     c.embedding_dropout = (float)o->embed_dropout;
     c.word_dropout = (float)o->word_dropout;
+    c.tie_embeddings = o->tie_embeddings;
+    if (o->tie_embeddings && o->embed != o->hidden)
+        return cli_usage(r->cmd, "--tie-embeddings needs --embed (%d) = --hidden (%d)", o->embed,
+                         o->hidden);
     if (recur_seq2seq_config_check(&c))
         return cli_usage(r->cmd, "model settings: %s", recur_last_error());
     if (recur_seq2seq_create(&c, &r->model.net))
@@ -429,6 +434,8 @@ int cmd_translate_train(int argc, char **argv)
          "attentional output", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"embed-dropout", CLI_DOUBLE, &o.embed_dropout, "P", "dropout on both embeddings", 0,
          0.99, NULL, NULL, FROZEN, 0},
+        {"tie-embeddings", CLI_FLAG, &o.tie_embeddings, NULL, "the output layer's weight is "
+         "the target embedding (needs --embed = --hidden)", 0, 0, NULL, NULL, FROZEN, 0},
         {"word-dropout", CLI_DOUBLE, &o.word_dropout, "P", "drop whole subwords: each source "
          "and target input token's embedding is zeroed with probability P (Sennrich & Zhang "
          "2019)", 0, 0.99, NULL, NULL, FROZEN, 0},
@@ -561,13 +568,14 @@ int cmd_translate_train(int argc, char **argv)
     if (dist_is_main()) {
         const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
         fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
-                "units, embedding %d, %s attention, BPE of %d subwords, %zu parameters; dropout "
+                "units, embedding %d%s, %s attention, BPE of %d subwords, %zu parameters; dropout "
                 "%g, embedding dropout %g, word dropout %g, label smoothing %g\n", cmd,
                 r.resumed ? "resuming" : "model",
                 c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
                 c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
                 c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
-                c->embedding_size, recur_attention_name(c->attention),
+                c->embedding_size, c->tie_embeddings ? " (tied to the output)" : "",
+                recur_attention_name(c->attention),
                 recur_bpe_size(r.model.bpe), recur_seq2seq_size(r.model.net),
                 (double)c->dropout, (double)c->embedding_dropout, (double)c->word_dropout,
                 o.label_smoothing);

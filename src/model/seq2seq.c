@@ -217,6 +217,10 @@ int recur_seq2seq_config_check(const recur_seq2seq_config *c)
     if (!(c->word_dropout >= 0.0f && c->word_dropout < 1.0f))
         return recur__error(RECUR_E_INVALID, "seq2seq config: word_dropout %g outside [0, 1)",
                             (double)c->word_dropout);
+    if (c->tie_embeddings && c->embedding_size != c->hidden_size)
+        return recur__error(RECUR_E_INVALID, "seq2seq config: tie_embeddings needs "
+                            "embedding_size (%d) == hidden_size (%d)", c->embedding_size,
+                            c->hidden_size);
     for (int encoder = 1; encoder >= 0; encoder--) {
         recur_rnn_config rc = stack_config(c, encoder);
         if (recur_rnn_config_check(&rc) != RECUR_OK) {
@@ -328,6 +332,7 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
     const recur_seq2seq_config *c = config;
     m->config = *c;
     m->config.bidirectional = c->bidirectional ? 1 : 0;
+    m->config.tie_embeddings = c->tie_embeddings ? 1 : 0;
     m->D = c->bidirectional ? 2 : 1;
     m->H = c->hidden_size;
     m->DH = m->D * m->H;
@@ -340,6 +345,7 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
     const size_t LdH = (size_t)c->decoder_layers * H, A = (size_t)m->A;
     const bool general = c->attention == RECUR_ATTENTION_GENERAL;
     const bool additive = c->attention == RECUR_ATTENTION_ADDITIVE;
+    const bool tied = m->config.tie_embeddings;
     /* the offsets, in state_dict order */
     struct {
         size_t src, enc, bw, bb, tgt, dec, att, query, key, v, cw, cb, hw, hb;
@@ -351,9 +357,9 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
               place(&size, general ? H : 0, DH, &at.att) && place(&size, A, H, &at.query) &&
               place(&size, A, DH, &at.key) && place(&size, A, 1, &at.v) &&
               place(&size, H, DH + H, &at.cw) && place(&size, H, 1, &at.cb) &&
-              place(&size, Vt, H, &at.hw) && place(&size, Vt, 1, &at.hb);
+              place(&size, tied ? 0 : Vt, H, &at.hw) && place(&size, Vt, 1, &at.hb);
     const int count = 1 + 4 * c->encoder_layers * m->D + 3 + 4 * c->decoder_layers +
-                      (general ? 1 : additive ? 3 : 0) + 4;
+                      (general ? 1 : additive ? 3 : 0) + (tied ? 3 : 4);
     m->size = size;
     if (ok) {
         m->views = recur__calloc((size_t)count, sizeof *m->views);
@@ -385,10 +391,15 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
     }
     add_view(m, "combine.weight", H, DH + H, at.cw);
     add_view(m, "combine.bias", H, 0, at.cb);
-    add_view(m, "head.weight", Vt, H, at.hw);
+    if (!tied)
+        add_view(m, "head.weight", Vt, H, at.hw);
     add_view(m, "head.bias", Vt, 0, at.hb);
     bind_weights(m, m->params, &m->w);
     bind_weights(m, m->grads, &m->dw);
+    if (tied) { /* the head's gradient adds to the embedding's */
+        m->w.head_weight = m->w.tgt_embedding;
+        m->dw.head_weight = m->dw.tgt_embedding;
+    }
     *out = m;
     return RECUR_OK;
 }
@@ -442,11 +453,15 @@ void recur_seq2seq_init(recur_seq2seq *m, recur_rng *rng)
             recur_rnn_init(m->decoder, rng);
         if (strncmp(v->name, "encoder.", 8) == 0 || strncmp(v->name, "decoder.", 8) == 0)
             continue;
-        if (strstr(v->name, "embedding")) {
+        if (m->config.tie_embeddings && strcmp(v->name, "tgt_embedding.weight") == 0) {
+            uniform(p, v->numel, (size_t)m->H, rng); /* as the head's weight */
+        } else if (strstr(v->name, "embedding")) {
             for (size_t j = 0; j < v->numel; j++)
                 p[j] = (float)recur_rng_normal(rng);
         } else if (strcmp(v->name, "attention.v") == 0) {
             uniform(p, v->numel, (size_t)m->A, rng);
+        } else if (strcmp(v->name, "head.bias") == 0) {
+            uniform(p, v->numel, (size_t)m->H, rng);
         } else {
             /* a weight [O, I] or its bias [O], whose fan-in is the weight's I */
             const recur_param_view *weight = v->ndim == 2 ? v : &m->views[i - 1];
@@ -1517,7 +1532,8 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
              recur__json_put(obj, "attention", json_string(recur_attention_name(c->attention))) &&
              recur__json_put(obj, "dropout", recur__json_float(c->dropout)) &&
              recur__json_put(obj, "embedding_dropout", recur__json_float(c->embedding_dropout)) &&
-             recur__json_put(obj, "word_dropout", recur__json_float(c->word_dropout));
+             recur__json_put(obj, "word_dropout", recur__json_float(c->word_dropout)) &&
+             recur__json_put(obj, "tie_embeddings", json_boolean(c->tie_embeddings));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)
@@ -1615,6 +1631,10 @@ static int read_config(const reader *r, json_t *meta, recur_seq2seq_config *c)
     if (!bi || !json_is_boolean(bi))
         return bad(r, "\"recur_seq2seq\": field \"bidirectional\" missing or not true/false");
     c->bidirectional = json_is_true(bi);
+    json_t *tie = json_object_get(meta, "tie_embeddings");
+    if (tie && !json_is_boolean(tie))
+        return bad(r, "\"recur_seq2seq\": field \"tie_embeddings\" is not true/false");
+    c->tie_embeddings = tie && json_is_true(tie);
     if (recur_seq2seq_config_check(c) != RECUR_OK) {
         char message[600];
         snprintf(message, sizeof message, "%s", recur_last_error());
