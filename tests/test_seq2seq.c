@@ -408,7 +408,7 @@ static void test_word_dropout(void)
               "source tokens", silent, N);
     c.word_dropout = 0.0f;
     c.embedding_dropout = 0.0f;
-    /* the option is checked and survives a checkpoint */
+    /* the option is checked (test_checkpoint saves and reads it) */
     c.word_dropout = 1.0f;
     CHECK_STATUS(recur_seq2seq_config_check(&c), RECUR_E_INVALID);
     c.word_dropout = -0.1f;
@@ -915,7 +915,7 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
         snprintf(fields[nf][1], 64, __VA_ARGS__);                                      \
         nf++;                                                                          \
     } while (0)
-    FIELD("format", "%d", RECUR_SEQ2SEQ_FORMAT);
+    FIELD("format", "%d", c->tie_embeddings ? 2 : 1);
     FIELD("cell", "\"%s\"", recur_cell_name(c->cell));
     FIELD("src_vocab_size", "%d", c->src_vocab_size);
     FIELD("tgt_vocab_size", "%d", c->tgt_vocab_size);
@@ -1066,16 +1066,25 @@ static void test_checkpoint(void)
         recur_seq2seq_free(tback);
         recur_st_free(tst);
         recur_st_writer_free(tw);
-        /* the untied reader refuses it: head.weight missing */
+        /* described as untied, the tied tensors lack head.weight */
         char tmeta[1024];
         ct.tie_embeddings = 0;
         meta_text(tmeta, sizeof tmeta, &ct, NULL, NULL);
-        ct.tie_embeddings = 1;
         recur_seq2seq *bad_read = NULL;
         CHECK_STATUS(read_damaged(tm, &(damage){tmeta, NULL, NULL, NULL, NULL}, &bad_read),
                      RECUR_E_FORMAT);
-        CHECK_ERROR_MENTIONS("head.weight");
+        CHECK_ERROR_MENTIONS("missing tensor \"head.weight\"");
         recur_seq2seq_free(bad_read);
+        /* described as tied, an untied model's tensors hold a head.weight too many */
+        recur_seq2seq *um = make_model(&ct, 84);
+        ct.tie_embeddings = 1;
+        meta_text(tmeta, sizeof tmeta, &ct, NULL, NULL);
+        bad_read = NULL;
+        CHECK_STATUS(read_damaged(um, &(damage){tmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("unexpected tensor \"head.weight\"");
+        recur_seq2seq_free(bad_read);
+        recur_seq2seq_free(um);
         recur_seq2seq_free(tm);
     }
     /* optimizer and trainer state beside the model are allowed */
@@ -1084,8 +1093,16 @@ static void test_checkpoint(void)
     recur_seq2seq *ok = NULL;
     CHECK_OK(read_damaged(m, &(damage){meta, NULL, NULL, NULL, "optimizer.exp_avg"}, &ok));
     recur_seq2seq_free(ok);
-    /* checkpoints from before word dropout existed read as word_dropout 0 */
+    /* checkpoints from before word dropout and tying existed read as word_dropout 0, untied */
     meta_text(meta, sizeof meta, &c, "word_dropout", NULL);
+    {
+        char *tie = strstr(meta, ",\"tie_embeddings\":false");
+        CHECK(tie != NULL);
+        if (tie)
+            memmove(tie, tie + strlen(",\"tie_embeddings\":false"),
+                    strlen(tie + strlen(",\"tie_embeddings\":false")) + 1);
+        CHECK(strstr(meta, "tie_embeddings") == NULL && strstr(meta, "word_dropout") == NULL);
+    }
     ok = NULL;
     CHECK_OK(read_damaged(m, &(damage){meta, NULL, NULL, NULL, NULL}, &ok));
     CHECK(ok && recur_seq2seq_get_config(ok)->word_dropout == 0.0f &&
@@ -1105,7 +1122,7 @@ static void test_checkpoint(void)
         {"format", NULL, RECUR_E_FORMAT, "format"},
         {"format", "\"1\"", RECUR_E_FORMAT, "format"},
         {"format", "0", RECUR_E_FORMAT, "format"},
-        {"format", "2", RECUR_E_UNSUPPORTED, "newer"},
+        {"format", "3", RECUR_E_UNSUPPORTED, "newer"},
         {"cell", "\"transformer\"", RECUR_E_FORMAT, "cell"},
         {"cell", "3", RECUR_E_FORMAT, "cell"},
         {"attention", "\"location\"", RECUR_E_FORMAT, "attention"},

@@ -188,6 +188,12 @@ static void test_train_resume_translate(void)
                    "--tie-embeddings", "--out", path_of("tied"), NULL),
                0);
     CHECK_STDERR_MENTIONS("embedding 8 (tied to the output)");
+    stdin_path = input;
+    write_text(input, "ich sehe den hund\n");
+    CHECK_EXIT(run("tr_tied", "translate", "--model", path_of("tied/latest.safetensors"), NULL),
+               0);
+    CHECK(count_lines(last_out) == 1);
+    stdin_path = "/dev/null";
     CHECK_EXIT(run("train_tied_bad", "translate", "train", "--data", data, "--vocab", "300",
                    "--embed", "8", "--hidden", "16", "--steps", "2", "--tie-embeddings", "--out",
                    path_of("tied_bad"), NULL),

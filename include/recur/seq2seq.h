@@ -13,7 +13,7 @@
  *             a_t = softmax_j(score(t, j)), positions j >= src length masked
  *   context   c_t = sum_j a_t,j e_j                  [D*He]
  *   combine   o_t = tanh(W_c [c_t; q_t] + b_c)       [Hd], dropout in training
- *   head      z_t = W_o o_t + b_o                    [Vt]
+ *   head      z_t = W_o o_t + b_o                    [Vt]  (W_o = E_tgt when tied)
  *   loss      mean over the non-padding target tokens of the cross-entropy
  *             with label smoothing eps: (1-eps) * -log p(y) + eps * mean_v -log p(v)
  *
@@ -91,7 +91,8 @@ RECUR_API float *recur_seq2seq_params(recur_seq2seq *model);
 RECUR_API float *recur_seq2seq_grads(recur_seq2seq *model);
 RECUR_API size_t recur_seq2seq_size(const recur_seq2seq *model);
 RECUR_API void recur_seq2seq_zero_grad(recur_seq2seq *model);
-/* PyTorch's defaults: embeddings ~ N(0, 1); stacks U(-1/sqrt(H), 1/sqrt(H));
+/* PyTorch's defaults: embeddings ~ N(0, 1) (a tied tgt_embedding: U(-1/sqrt(H),
+ * 1/sqrt(H)), as the head it also is); stacks U(-1/sqrt(H), 1/sqrt(H));
  * every other matrix and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
 RECUR_API void recur_seq2seq_init(recur_seq2seq *model, recur_rng *rng);
 RECUR_API int recur_seq2seq_tensor_count(const recur_seq2seq *model);
@@ -190,7 +191,8 @@ RECUR_API int recur_seq2seq_evaluate_logits(recur_seq2seq *model, const recur_se
 
 /* ---- Checkpoints --------------------------------------------------------- */
 
-#define RECUR_SEQ2SEQ_FORMAT 1
+/* the newest format written: 2 for tied embeddings, 1 otherwise */
+#define RECUR_SEQ2SEQ_FORMAT 2
 
 /* The tensors (F32, names above) and the "recur_seq2seq" metadata (a JSON
  * object with "format" and every config field). Tensors are borrowed until

@@ -361,9 +361,6 @@ static int make_model(tt_run *r)
     c.embedding_dropout = (float)o->embed_dropout;
     c.word_dropout = (float)o->word_dropout;
     c.tie_embeddings = o->tie_embeddings;
-    if (o->tie_embeddings && o->embed != o->hidden)
-        return cli_usage(r->cmd, "--tie-embeddings needs --embed (%d) = --hidden (%d)", o->embed,
-                         o->hidden);
     if (recur_seq2seq_config_check(&c))
         return cli_usage(r->cmd, "model settings: %s", recur_last_error());
     if (recur_seq2seq_create(&c, &r->model.net))
@@ -423,6 +420,8 @@ int cmd_translate_train(int argc, char **argv)
          "dot (Luong); on the German-English data general attention collapsed onto the last "
          "source subword (docs/translate.md)", 0, 0, attention_choices, NULL, FROZEN, 0},
         {"embed", CLI_INT, &o.embed, "N", "embedding size", 1, 65536, NULL, NULL, FROZEN, 0},
+        {"tie-embeddings", CLI_FLAG, &o.tie_embeddings, NULL, "the output layer's weight is "
+         "the target embedding (needs --embed = --hidden)", 0, 0, NULL, NULL, FROZEN, 0},
         {"hidden", CLI_INT, &o.hidden, "N", "hidden units per layer (and direction)", 1, 65536,
          NULL, NULL, FROZEN, 0},
         {"layers", CLI_INT, &o.layers, "N", "encoder layers", 1, 64, NULL, NULL, FROZEN, 0},
@@ -434,8 +433,6 @@ int cmd_translate_train(int argc, char **argv)
          "attentional output", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"embed-dropout", CLI_DOUBLE, &o.embed_dropout, "P", "dropout on both embeddings", 0,
          0.99, NULL, NULL, FROZEN, 0},
-        {"tie-embeddings", CLI_FLAG, &o.tie_embeddings, NULL, "the output layer's weight is "
-         "the target embedding (needs --embed = --hidden)", 0, 0, NULL, NULL, FROZEN, 0},
         {"word-dropout", CLI_DOUBLE, &o.word_dropout, "P", "drop whole subwords: each source "
          "and target input token's embedding is zeroed with probability P (Sennrich & Zhang "
          "2019)", 0, 0.99, NULL, NULL, FROZEN, 0},
@@ -480,6 +477,11 @@ int cmd_translate_train(int argc, char **argv)
         rc = cli_usage(cmd, "--data FILE is required");
         goto done;
     }
+    if (!to.resume && o.tie_embeddings && o.embed != o.hidden) {
+        rc = cli_usage(cmd, "--tie-embeddings needs --embed (%d) = --hidden (%d)", o.embed,
+                       o.hidden);
+        goto done;
+    }
     char out_dir[4200];
     if (o.data)
         default_out(o.data, out_dir, sizeof out_dir);
@@ -498,6 +500,16 @@ int cmd_translate_train(int argc, char **argv)
         recur_st_free(st);
         if ((rc = trainer_resume(r.t, r.resumed)))
             goto done;
+        /* runs saved before these options existed do not hold them: compare with the model */
+        const recur_seq2seq_config *mc = recur_seq2seq_get_config(r.model.net);
+        if ((float)o.word_dropout != mc->word_dropout ||
+            (o.tie_embeddings != 0) != (mc->tie_embeddings != 0)) {
+            rc = cli_usage(cmd, "--word-dropout %g / --tie-embeddings %s differ from the resumed "
+                           "model's %g / %s (start a new run with another --out to change them)",
+                           o.word_dropout, o.tie_embeddings ? "on" : "off",
+                           (double)mc->word_dropout, mc->tie_embeddings ? "on" : "off");
+            goto done;
+        }
         if (r.resumed->data_position_count != 2) {
             rc = cli_fail(cmd, "", "cannot resume: %s has no translation data position", latest);
             goto done;

@@ -749,7 +749,7 @@ RECUR_VECTOR_CLONES static void xent_row(const float *z, int V, int32_t y, float
 /* Training noise on rows [rows, E] of embedded tokens, in place: element
  * dropout, then word dropout (whole rows); mask receives the product. The
  * element draws come first so that word_dropout 0 draws as before. */
-static void embedding_dropout(const recur_seq2seq_config *c, float *x, size_t rows,
+static void embedding_noise_forward(const recur_seq2seq_config *c, float *x, size_t rows,
                               recur_rng *rng, float *mask)
 {
     const size_t E = (size_t)c->embedding_size;
@@ -784,7 +784,7 @@ static int encode(recur_seq2seq *m, recur_mode mode, int S, int B, recur_rng *rn
     if (status)
         return status;
     if (train && embedding_masked(c))
-        embedding_dropout(c, ws->x_src, rs, rng, ws->m_src);
+        embedding_noise_forward(c, ws->x_src, rs, rng, ws->m_src);
     recur_rnn_input in = {S, B, ws->x_src, 0, ws->lengths, NULL, NULL};
     recur_rnn_output out = {ws->e, ws->hn, ws->cn};
     if ((status = recur_rnn_forward(m->encoder, mode, &in, &out, rng)))
@@ -842,7 +842,7 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
     if (status)
         return status;
     if (train && embedding_masked(c))
-        embedding_dropout(c, ws->x_tgt, rt, rng, ws->m_tgt);
+        embedding_noise_forward(c, ws->x_tgt, rt, rng, ws->m_tgt);
     recur_rnn_input in = {T, B, ws->x_tgt, 0, NULL, ws->h0, NULL};
     recur_rnn_output out = {ws->q, NULL, NULL};
     if ((status = recur_rnn_forward(m->decoder, mode, &in, &out, rng)))
@@ -1520,7 +1520,10 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
         return recur__error(RECUR_E_INVALID, "recur_seq2seq_write: NULL argument");
     const recur_seq2seq_config *c = &m->config;
     json_t *obj = json_object();
-    int ok = obj && recur__json_put(obj, "format", json_integer(RECUR_SEQ2SEQ_FORMAT)) &&
+    /* untied models stay format 1, readable by older builds (which ignore word_dropout);
+     * a tied one has no head.weight: format 2 tells an older build to update */
+    const int format = c->tie_embeddings ? RECUR_SEQ2SEQ_FORMAT : 1;
+    int ok = obj && recur__json_put(obj, "format", json_integer(format)) &&
              recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
              recur__json_put(obj, "src_vocab_size", json_integer(c->src_vocab_size)) &&
              recur__json_put(obj, "tgt_vocab_size", json_integer(c->tgt_vocab_size)) &&
