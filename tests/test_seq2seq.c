@@ -406,8 +406,6 @@ static void test_word_dropout(void)
     const int silent = silent_source_rows(&c, N, 23);
     CHECK_MSG(silent >= N / 4 && silent <= 3 * N / 4, "word dropout 0.5 silenced %d of %d "
               "source tokens", silent, N);
-    c.word_dropout = 0.0f;
-    c.embedding_dropout = 0.0f;
     /* the option is checked (test_checkpoint saves and reads it) */
     c.word_dropout = 1.0f;
     CHECK_STATUS(recur_seq2seq_config_check(&c), RECUR_E_INVALID);
