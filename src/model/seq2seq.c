@@ -17,6 +17,9 @@
  *   z     = o W_o^T + b_o                          [T*B, Vt]
  *   loss  = 1/N sum_{i: y_i != 0} (1-eps)(lse_i - z_iy) + eps (lse_i - mean_v z_iv)
  *   dz_i  = (softmax(z_i) - (1-eps) onehot(y_i) - eps/Vt) / N
+ * In training, o, z and the loss cover only the rows with a target (the
+ * padding's rows of cq move out first; about half the rows of a batch of
+ * short phrase pairs and long sentences are padding).
  * The backward runs the same chain in reverse; the bridge's gradient reaches
  * the encoder as the gradient of its final states (dhn of the top layer),
  * and the decoder's dh0 feeds the bridge. Additive attention recomputes
@@ -74,6 +77,8 @@ typedef struct workspace {
     float *arena;
     double *row_loss, *row_nll; /* [T*B] */
     int32_t *src_ids;        /* [S*B] source ids, 0 past each length */
+    int *head_rows;          /* [T*B] the batch row of each head row (training) */
+    size_t nh;               /* head rows: the counted targets (training), else T*B */
     int *lengths;            /* [B] */
     float *x_src, *m_src;    /* [S*B, E] embedded source, its dropout mask */
     float *e;                /* [S*B, DH] encoder output */
@@ -86,9 +91,10 @@ typedef struct workspace {
     float *keys;             /* [S*B, H] (general) or [S*B, A] (additive) */
     float *wq;               /* [T*B, A] (additive) */
     float *att;              /* [B, T, S] attention weights */
-    float *cq;               /* [T*B, DH + H] [context; q] */
-    float *o, *m_o, *od;     /* [T*B, H] combine output, its mask, masked */
-    float *logits;           /* [T*B, Vt], dlogits in training */
+    float *cq;               /* [T*B, DH + H] [context; q], its first nh rows
+                              * the head rows' after decode_forward */
+    float *o, *m_o, *od;     /* [nh, H] combine output, its mask, masked */
+    float *logits;           /* [nh, Vt], dlogits in training */
     float *dod;              /* [T*B, H] */
     float *dcq;              /* [T*B, DH + H] */
     float *dq;               /* [T*B, H] */
@@ -273,6 +279,7 @@ static void free_workspace(workspace *ws)
     recur__free(ws->arena);
     recur__free(ws->row_loss);
     recur__free(ws->src_ids);
+    recur__free(ws->head_rows);
     recur__free(ws->lengths);
     memset(ws, 0, sizeof *ws);
 }
@@ -553,8 +560,9 @@ static int reserve(recur_seq2seq *m, int S, int T, int B)
         grown.arena = recur__calloc(cv.used, sizeof(float));
     grown.row_loss = recur__calloc(rt, 2 * sizeof(double));
     grown.src_ids = recur__calloc(rs, sizeof(int32_t));
+    grown.head_rows = recur__calloc(rt, sizeof(int));
     grown.lengths = recur__calloc((size_t)grown.B, sizeof(int));
-    if (!grown.arena || !grown.row_loss || !grown.src_ids || !grown.lengths) {
+    if (!grown.arena || !grown.row_loss || !grown.src_ids || !grown.head_rows || !grown.lengths) {
         free_workspace(&grown);
         return recur__error(RECUR_E_NOMEM, "out of memory: seq2seq workspace for S=%d T=%d "
                             "B=%d", S, T, B);
@@ -664,10 +672,13 @@ RECUR_VECTOR_CLONES static float additive_score(const float *wq, const float *wk
 
 /* With u = tanh(wq + wk) recomputed: dwq += du, dwk += du, dv += g u, where
  * du = g v (1 - u^2). */
-RECUR_VECTOR_CLONES static void additive_backward(float g, const float *wq, const float *wk,
-                                                  const float *v, int A, float *dwq, float *dwk,
-                                                  float *dv)
+RECUR_VECTOR_CLONES static void additive_backward(float g, const float *restrict wq,
+                                                  const float *restrict wk,
+                                                  const float *restrict v, int A,
+                                                  float *restrict dwq, float *restrict dwk,
+                                                  float *restrict dv)
 {
+#pragma omp simd
     for (int a = 0; a < A; a++) {
         const float u = recur_vtanh(wq[a] + wk[a]);
         const float du = g * v[a] * (1.0f - u * u);
@@ -867,40 +878,57 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
     }
     for (size_t r = 0; r < rt; r++)
         memcpy(ws->cq + r * X + DH, ws->q + r * H, (size_t)H * sizeof(float));
-    recur_linear_forward(m->w.combine_weight, m->w.combine_bias, H, X, ws->cq, rt, ws->o);
-    tanh_inplace(ws->o, rt * H);
+    /* Training skips the padding from here on: the rows with a target move
+     * to the front of cq, in order (head_rows[i] >= i), and the combine layer,
+     * the head and the loss run over those nh rows only. */
+    ws->nh = rt;
+    if (train) {
+        size_t n = 0;
+        for (size_t r = 0; r < rt; r++)
+            if (bt->tgt_out[r] != RECUR_BPE_PAD) {
+                ws->head_rows[n] = (int)r;
+                if (r != n)
+                    memcpy(ws->cq + n * X, ws->cq + r * X, (size_t)X * sizeof(float));
+                n++;
+            }
+        ws->nh = n;
+    }
+    const size_t nh = ws->nh;
+    if (!nh)
+        return RECUR_OK;
+    recur_linear_forward(m->w.combine_weight, m->w.combine_bias, H, X, ws->cq, nh, ws->o);
+    tanh_inplace(ws->o, nh * H);
     const float *head_in = ws->o;
     if (train && c->dropout > 0.0f) {
-        recur_dropout_forward(ws->o, rt * H, c->dropout, rng, ws->m_o, ws->od);
+        recur_dropout_forward(ws->o, nh * H, c->dropout, rng, ws->m_o, ws->od);
         head_in = ws->od;
     }
-    recur_linear_forward(m->w.head_weight, m->w.head_bias, c->tgt_vocab_size, H, head_in, rt,
+    recur_linear_forward(m->w.head_weight, m->w.head_bias, c->tgt_vocab_size, H, head_in, nh,
                          ws->logits);
     return RECUR_OK;
 }
 
-/* The mean losses over the N counted targets; dlogits in place when train. */
+/* The mean losses over the N counted targets, from the nh head rows;
+ * dlogits in place when train. */
 static int batch_loss(recur_seq2seq *m, const recur_seq2seq_batch *bt, float eps, size_t N,
                       bool train, double *loss, double *nll)
 {
     workspace *ws = &m->ws;
     const int V = m->config.tgt_vocab_size;
-    const long rt = (long)bt->T * bt->B;
+    const long nh = (long)ws->nh;
     const float scale = N ? 1.0f / (float)N : 0.0f;
-#pragma omp parallel for schedule(static) if (rt * V > 65536)
-    for (long r = 0; r < rt; r++) {
+#pragma omp parallel for schedule(static) if (nh * V > 65536)
+    for (long r = 0; r < nh; r++) {
         float *z = ws->logits + (size_t)r * V;
-        const int32_t y = bt->tgt_out[r];
-        if (y == RECUR_BPE_PAD) {
+        const int32_t y = bt->tgt_out[train ? ws->head_rows[r] : r];
+        if (y == RECUR_BPE_PAD) { /* only outside training */
             ws->row_loss[r] = ws->row_nll[r] = 0.0;
-            if (train)
-                memset(z, 0, (size_t)V * sizeof(float));
             continue;
         }
         xent_row(z, V, y, eps, scale, train ? z : NULL, &ws->row_loss[r], &ws->row_nll[r]);
     }
     double total = 0.0, total_nll = 0.0;
-    for (long r = 0; r < rt; r++) {
+    for (long r = 0; r < nh; r++) {
         total += ws->row_loss[r];
         total_nll += ws->row_nll[r];
     }
@@ -1047,14 +1075,25 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     const int X = m->X, D = m->D, Le = c->encoder_layers, Ld = c->decoder_layers;
     const size_t rt = (size_t)T * B, rs = (size_t)S * B;
     const bool dropout = c->dropout > 0.0f;
-    /* head and combine; ws->logits holds dz */
-    recur_linear_backward(m->w.head_weight, c->tgt_vocab_size, H, dropout ? ws->od : ws->o, rt,
+    /* head and combine over the nh head rows; ws->logits holds dz */
+    const size_t nh = ws->nh;
+    recur_linear_backward(m->w.head_weight, c->tgt_vocab_size, H, dropout ? ws->od : ws->o, nh,
                           ws->logits, m->dw.head_weight, m->dw.head_bias, ws->dod);
     if (dropout)
-        multiply(ws->dod, ws->m_o, rt * H);
-    tanh_backward(ws->dod, ws->o, rt * H);
-    recur_linear_backward(m->w.combine_weight, H, X, ws->cq, rt, ws->dod, m->dw.combine_weight,
+        multiply(ws->dod, ws->m_o, nh * H);
+    tanh_backward(ws->dod, ws->o, nh * H);
+    recur_linear_backward(m->w.combine_weight, H, X, ws->cq, nh, ws->dod, m->dw.combine_weight,
                           m->dw.combine_bias, ws->dcq);
+    /* back to all T*B rows, the padding's zero: row i goes to head_rows[i] >= i */
+    size_t next = rt;
+    for (size_t i = nh; i-- > 0;) {
+        const size_t r = (size_t)ws->head_rows[i];
+        memset(ws->dcq + (r + 1) * X, 0, (next - r - 1) * X * sizeof(float));
+        if (r != i)
+            memcpy(ws->dcq + r * X, ws->dcq + i * X, (size_t)X * sizeof(float));
+        next = r;
+    }
+    memset(ws->dcq, 0, next * X * sizeof(float));
     attention_backward(m, bt);
     /* decoder and target embedding */
     recur_rnn_grad_in gin = {ws->dq, NULL, NULL};
