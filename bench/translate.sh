@@ -15,8 +15,8 @@ data=data/translation/de-en.tsv
 mkdir -p "$out"
 train() { # OUT_SUBDIR SEED DROPOUT EMBED_DROPOUT
   "$RECUR" translate train --data "$data" --extra "$PHRASES" --out "$out/$1" --overwrite \
-    --threads 1 --repeat 8 --vocab 4000 --cell gru --embed 256 --hidden 256 \
-    --tie-embeddings --attention additive --dropout "$3" --embed-dropout "$4" --label-smoothing 0.1 --batch 64 \
+    --threads 1 --repeat 8 --vocab 4000 --cell gru --embed 256 --hidden 256 --tie-embeddings \
+    --attention additive --dropout "$3" --embed-dropout "$4" --label-smoothing 0.1 --batch 64 \
     --lr 2e-3 --schedule cosine --warmup 500 --min-lr 1e-5 --steps 64000 --time "$seconds" \
     --val-every 4000 --save-every 2000 --val-sentences 300 --log-every 500 --seed "$2" \
     2> "$out/$1.log"
