@@ -77,7 +77,7 @@ typedef struct workspace {
     float *arena;
     double *row_loss, *row_nll; /* [T*B] */
     int32_t *src_ids;        /* [S*B] source ids, 0 past each length */
-    int *head_rows;          /* [T*B] the batch row of each head row (training) */
+    int *head_rows;          /* [T*B] the batch row of each head row */
     size_t nh;               /* head rows: the counted targets (training), else T*B */
     int *lengths;            /* [B] */
     float *x_src, *m_src;    /* [S*B, E] embedded source, its dropout mask */
@@ -876,24 +876,20 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
         recur_gemm(false, false, T, DH, len, 1.0f, att, S, ws->e + (size_t)b * DH, B * DH, 0.0f,
                    ws->cq + (size_t)b * X, B * X);
     }
-    for (size_t r = 0; r < rt; r++)
-        memcpy(ws->cq + r * X + DH, ws->q + r * H, (size_t)H * sizeof(float));
-    /* Training skips the padding from here on: the rows with a target move
-     * to the front of cq, in order (head_rows[i] >= i), and the combine layer,
-     * the head and the loss run over those nh rows only. */
-    ws->nh = rt;
-    if (train) {
-        size_t n = 0;
-        for (size_t r = 0; r < rt; r++)
-            if (bt->tgt_out[r] != RECUR_BPE_PAD) {
-                ws->head_rows[n] = (int)r;
-                if (r != n)
-                    memcpy(ws->cq + n * X, ws->cq + r * X, (size_t)X * sizeof(float));
-                n++;
-            }
-        ws->nh = n;
+    /* cq row n = [ctx; q] of batch row head_rows[n] >= n: every row, or in
+     * training only the rows with a target, so that the combine layer, the
+     * head and the loss skip the padding. */
+    size_t nh = 0;
+    for (size_t r = 0; r < rt; r++) {
+        if (train && bt->tgt_out[r] == RECUR_BPE_PAD)
+            continue;
+        ws->head_rows[nh] = (int)r;
+        if (r != nh)
+            memcpy(ws->cq + nh * X, ws->cq + r * X, (size_t)DH * sizeof(float));
+        memcpy(ws->cq + nh * X + DH, ws->q + r * H, (size_t)H * sizeof(float));
+        nh++;
     }
-    const size_t nh = ws->nh;
+    ws->nh = nh;
     if (!nh)
         return RECUR_OK;
     recur_linear_forward(m->w.combine_weight, m->w.combine_bias, H, X, ws->cq, nh, ws->o);
@@ -920,7 +916,7 @@ static int batch_loss(recur_seq2seq *m, const recur_seq2seq_batch *bt, float eps
 #pragma omp parallel for schedule(static) if (nh * V > 65536)
     for (long r = 0; r < nh; r++) {
         float *z = ws->logits + (size_t)r * V;
-        const int32_t y = bt->tgt_out[train ? ws->head_rows[r] : r];
+        const int32_t y = bt->tgt_out[ws->head_rows[r]];
         if (y == RECUR_BPE_PAD) { /* only outside training */
             ws->row_loss[r] = ws->row_nll[r] = 0.0;
             continue;
