@@ -232,6 +232,25 @@ static void test_train_resume_translate(void)
                    "--resume", "--word-dropout", "0.3", "--steps", "500", NULL),
                2);
     CHECK_STDERR_MENTIONS("--word-dropout 0.3 differs");
+    CHECK_EXIT(run("resume_batch_by", "translate", "train", "--out", path_of("half"), "--resume",
+                   "--batch-by", "source", "--steps", "500", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--batch-by source differs");
+    /* --batch-by source walks the data in other batches than the default (longer side) */
+    for (int k = 0; k < 2; k++)
+        CHECK_EXIT(run("train_batch_by", "translate", "train", "--data", data, "--vocab", "300",
+                       "--embed", "24", "--hidden", "32", "--batch", "16", "--lr", "0.01",
+                       "--val-every", "100", "--save-every", "100", "--log-every", "20",
+                       "--dropout", "0.1", "--out", path_of(k ? "by_source" : "by_longer"),
+                       "--steps", "20", "--batch-by", k ? "source" : "longer", NULL),
+                   0);
+    char *by_longer = metrics_row(path_of("by_longer/metrics.csv"), 20);
+    char *by_source = metrics_row(path_of("by_source/metrics.csv"), 20);
+    CHECK_MSG(by_longer && by_source && !same_fields(by_longer, by_source, 3),
+              "step 20: --batch-by longer '%s', source '%s'", by_longer ? by_longer : "(none)",
+              by_source ? by_source : "(none)");
+    free(by_longer);
+    free(by_source);
 
     /* translating stdin: one line out per line in, deterministic */
     /* the third line's "ô" is two byte-level subwords, neither valid UTF-8 alone */

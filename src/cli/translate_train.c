@@ -7,9 +7,11 @@
  * Data: the training part of --data (translate_split_of) and every pair of
  * --extra, encoded once; pairs longer than --max-len subwords on either
  * side are left out. Each epoch walks them in a permutation drawn from
- * (seed, epoch), cut into windows of 64 batches sorted by source length
- * (so a batch holds sentences of similar length), the batches of the epoch
- * then shuffled; the data position saved in checkpoints is (epoch, batch).
+ * (seed, epoch), cut into windows of 64 batches sorted by length (so a
+ * batch holds sentences of similar length: --batch-by longer sorts by the
+ * longer side, then the source; source by the source only, as runs made
+ * before the option did), the batches of the epoch then shuffled; the data
+ * position saved in checkpoints is (epoch, batch).
  * Validation: the mean per-token negative log-likelihood of the validation
  * part (teacher-forced) and, as the metric, corpus BLEU of greedy
  * translations of its first --val-sentences pairs.
@@ -33,7 +35,7 @@
 #define FROZEN (CLI_SAVED | CLI_FROZEN)
 
 typedef struct tt_opts {
-    const char *data, *extra, *source, *target, *cell, *attention;
+    const char *data, *extra, *source, *target, *cell, *attention, *batch_by;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
     double dropout, embed_dropout, word_dropout, label_smoothing;
     int tie_embeddings;
@@ -72,6 +74,7 @@ typedef struct tt_run {
 
 static const char *const cell_choices[] = {"gru", "lstm", "rnn_tanh", "rnn_relu", NULL};
 static const char *const attention_choices[] = {"general", "dot", "additive", NULL};
+static const char *const batch_by_choices[] = {"longer", "source", NULL};
 
 enum { STREAM_PERM = 0x7a11, WINDOW_BATCHES = 64 };
 
@@ -211,6 +214,20 @@ static int by_source_length(const void *a, const void *b)
     return li != lj ? (li < lj ? -1 : 1) : (i < j ? -1 : i > j);
 }
 
+/* The longer side first: a batch then pads little in the decoder too (with
+ * the dictionary's short pairs, sorting by source alone left about half the
+ * target rows padding). */
+static int by_longer_side(const void *a, const void *b)
+{
+    const size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const int si = sort_data->src_len[i], sj = sort_data->src_len[j];
+    const int ti = sort_data->tgt_len[i] + 1, tj = sort_data->tgt_len[j] + 1; /* and </s> */
+    const int mi = si > ti ? si : ti, mj = sj > tj ? sj : tj;
+    if (mi != mj)
+        return mi < mj ? -1 : 1;
+    return by_source_length(a, b);
+}
+
 /* The order of epoch e's examples and its batches (see the file comment). */
 static void plan_epoch(tt_run *r)
 {
@@ -228,7 +245,8 @@ static void plan_epoch(tt_run *r)
     sort_data = &r->data;
     const size_t window = WINDOW_BATCHES * B;
     for (size_t w = 0; w < N; w += window)
-        qsort(r->order + w, N - w < window ? N - w : window, sizeof *r->order, by_source_length);
+        qsort(r->order + w, N - w < window ? N - w : window, sizeof *r->order,
+              strcmp(r->o->batch_by, "source") == 0 ? by_source_length : by_longer_side);
     for (int64_t b = 0; b < r->spe; b++)
         r->starts[b] = (size_t)b * B;
     for (int64_t i = r->spe - 1; i > 0; i--) {
@@ -390,7 +408,7 @@ int cmd_translate_train(int argc, char **argv)
                  .attention = "additive", .vocab = 8000, .max_len = 64, .embed = 256,
                  .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
                  .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
-                 .val_sentences = 500, .repeat = 1};
+                 .val_sentences = 500, .repeat = 1, .batch_by = "longer"};
     trainer_options to;
     trainer_options_default(&to);
     to.lr = 1e-3;
@@ -443,6 +461,9 @@ int cmd_translate_train(int argc, char **argv)
         {"repeat", CLI_INT, &o.repeat, "N", "each pair of --data's training part appears N "
          "times an epoch (oversamples the sentences against the --extra pairs)", 1, 1000, NULL,
          NULL, FROZEN, 0},
+        {"batch-by", CLI_CHOICE, &o.batch_by, "SIDE", "batches hold pairs of similar length: "
+         "of the longer side (less padding), or of the source", 0, 0, batch_by_choices, NULL,
+         FROZEN, 0},
         {"val-sentences", CLI_INT64, &o.val_sentences, "N", "validation BLEU (greedy) over the "
          "first N validation pairs (0: all)", 0, 1e9, NULL, NULL, CLI_SAVED, 0},
     };
@@ -500,6 +521,18 @@ int cmd_translate_train(int argc, char **argv)
         recur_st_free(st);
         if ((rc = trainer_resume(r.t, r.resumed)))
             goto done;
+        /* runs saved before --batch-by existed sorted by the source */
+        int has_batch_by = 0;
+        for (int i = 0; i < r.resumed->option_count; i++)
+            has_batch_by |= strcmp(r.resumed->option_names[i], "batch-by") == 0;
+        if (!has_batch_by) {
+            if (cli_find(options, "batch-by")->given && strcmp(o.batch_by, "source") != 0) {
+                rc = cli_usage(cmd, "--batch-by %s differs from the resumed run's source",
+                               o.batch_by);
+                goto done;
+            }
+            o.batch_by = "source";
+        }
         /* runs saved before these options existed do not hold them: compare with the model */
         const recur_seq2seq_config *mc = recur_seq2seq_get_config(r.model.net);
         if ((float)o.word_dropout != mc->word_dropout ||

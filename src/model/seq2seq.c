@@ -549,6 +549,10 @@ static int reserve(recur_seq2seq *m, int S, int T, int B)
         return RECUR_OK;
     workspace grown;
     memset(&grown, 0, sizeof grown);
+    /* rounded up, so a training run's varying batch shapes regrow (and fault
+     * in) the arena a few times, not at every new longest sentence */
+    S = (S + 7) / 8 * 8;
+    T = (T + 7) / 8 * 8;
     grown.S = S > ws->S ? S : ws->S;
     grown.T = T > ws->T ? T : ws->T;
     grown.B = B > ws->B ? B : ws->B;
