@@ -179,6 +179,13 @@ static void test_layout(void)
         CHECK(recur_seq2seq_tensor_at(m, want) == NULL);
         CHECK(recur_seq2seq_get_config(m)->attention == kinds[k]);
         recur_seq2seq_free(m);
+        /* the lexical shortcut widens combine.weight by E */
+        c.lexical = 1;
+        CHECK_OK(recur_seq2seq_create(&c, &m));
+        cw = m ? recur_seq2seq_tensor_find(m, "combine.weight") : NULL;
+        CHECK(cw && cw->shape[0] == 5 && cw->shape[1] == D * 5 + 5 + 4);
+        CHECK(m && recur_seq2seq_tensor_count(m) == want);
+        recur_seq2seq_free(m);
     }
     recur_attention a;
     CHECK_OK(recur_attention_parse("additive", &a));
@@ -292,6 +299,16 @@ static void test_gradients(void)
     c.tie_embeddings = 1;
     c.dropout = 0.2f;
     gradient_case("lstm general bi 1+1 tied embeddings", &c, 0.1f, 20);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 11, 5, 5);
+    c.lexical = 1;
+    c.dropout = 0.2f;
+    c.embedding_dropout = 0.2f;
+    c.word_dropout = 0.2f;
+    gradient_case("gru additive bi 1+1 lexical, dropouts", &c, 0.1f, 24);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 1, 11, 4, 5);
+    c.lexical = 1;
+    c.tie_embeddings = 0;
+    gradient_case("lstm general 2+1 lexical", &c, 0.0f, 25);
 }
 
 /* Tied embeddings: the model equals an untied one whose head.weight is a copy
@@ -498,6 +515,9 @@ static void test_padding(void)
     padding_case(&c, 22);
     c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_DOT, 0, 2, 1, 13, 6, 7);
     padding_case(&c, 23);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 13, 6, 7);
+    c.lexical = 1;
+    padding_case(&c, 26);
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -532,17 +552,19 @@ static void test_greedy(void)
     const struct {
         recur_cell cell;
         recur_attention attention;
-        int bi, Le, Ld;
+        int bi, Le, Ld, lexical;
     } cases[] = {
-        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2},
-        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 1},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         recur_seq2seq_config c = small_config(cases[k].cell, cases[k].attention, cases[k].bi,
                                               cases[k].Le, cases[k].Ld, 12, 6, 8);
         c.dropout = 0.5f; /* training only: decoding must ignore it */
+        c.lexical = cases[k].lexical;
         recur_seq2seq *m = make_model(&c, 31 + k);
         if (!m)
             continue;
@@ -905,7 +927,7 @@ static recur_st *roundtrip(recur_st_writer *w)
 static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, const char *key,
                       const char *value)
 {
-    char fields[14][2][64];
+    char fields[15][2][64];
     int nf = 0;
 #define FIELD(k, ...)                                                                  \
     do {                                                                               \
@@ -913,7 +935,7 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
         snprintf(fields[nf][1], 64, __VA_ARGS__);                                      \
         nf++;                                                                          \
     } while (0)
-    FIELD("format", "%d", c->tie_embeddings ? 2 : 1);
+    FIELD("format", "%d", c->lexical ? 3 : c->tie_embeddings ? 2 : 1);
     FIELD("cell", "\"%s\"", recur_cell_name(c->cell));
     FIELD("src_vocab_size", "%d", c->src_vocab_size);
     FIELD("tgt_vocab_size", "%d", c->tgt_vocab_size);
@@ -927,6 +949,8 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
     FIELD("embedding_dropout", "%g", (double)c->embedding_dropout);
     FIELD("word_dropout", "%g", (double)c->word_dropout);
     FIELD("tie_embeddings", "%s", c->tie_embeddings ? "true" : "false");
+    if (c->lexical)
+        FIELD("lexical", "%s", "true");
 #undef FIELD
     size_t at = (size_t)snprintf(out, size, "{");
     bool first = true;
@@ -1085,6 +1109,47 @@ static void test_checkpoint(void)
         recur_seq2seq_free(um);
         recur_seq2seq_free(tm);
     }
+    /* a model with the lexical shortcut round-trips (format 3); described without it, its
+     * combine.weight is too wide */
+    {
+        recur_seq2seq_config cl = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1,
+                                               1, 14, 6, 6);
+        cl.lexical = 1;
+        cl.tie_embeddings = 1;
+        recur_seq2seq *lm = make_model(&cl, 85), *lback = NULL;
+        recur_st_writer *lw = NULL;
+        CHECK_OK(recur_st_writer_create(&lw));
+        CHECK_OK(recur_seq2seq_write(lm, lw));
+        recur_st *lst = roundtrip(lw);
+        const char *text = lst ? recur_st_metadata(lst, "recur_seq2seq") : NULL;
+        CHECK(text && strstr(text, "\"format\":3") && strstr(text, "\"lexical\":true"));
+        CHECK_OK(recur_seq2seq_read(lst, "lexical.safetensors", &lback));
+        CHECK(lback && memcmp(recur_seq2seq_get_config(lback), recur_seq2seq_get_config(lm),
+                              sizeof cl) == 0);
+        CHECK(lback && memcmp(recur_seq2seq_params(lback), recur_seq2seq_params(lm),
+                              recur_seq2seq_size(lm) * sizeof(float)) == 0);
+        recur_seq2seq_free(lback);
+        recur_st_free(lst);
+        recur_st_writer_free(lw);
+        char lmeta[1024];
+        meta_text(lmeta, sizeof lmeta, &cl, NULL, NULL);
+        recur_seq2seq *lok = NULL;
+        CHECK_OK(read_damaged(lm, &(damage){lmeta, NULL, NULL, NULL, NULL}, &lok));
+        recur_seq2seq_free(lok);
+        meta_text(lmeta, sizeof lmeta, &cl, "lexical", "false");
+        recur_seq2seq *bad_read = NULL;
+        CHECK_STATUS(read_damaged(lm, &(damage){lmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("tensor \"combine.weight\"");
+        recur_seq2seq_free(bad_read);
+        meta_text(lmeta, sizeof lmeta, &cl, "lexical", "1");
+        bad_read = NULL;
+        CHECK_STATUS(read_damaged(lm, &(damage){lmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("lexical");
+        recur_seq2seq_free(bad_read);
+        recur_seq2seq_free(lm);
+    }
     /* optimizer and trainer state beside the model are allowed */
     char meta[1024];
     meta_text(meta, sizeof meta, &c, NULL, NULL);
@@ -1120,7 +1185,7 @@ static void test_checkpoint(void)
         {"format", NULL, RECUR_E_FORMAT, "format"},
         {"format", "\"1\"", RECUR_E_FORMAT, "format"},
         {"format", "0", RECUR_E_FORMAT, "format"},
-        {"format", "3", RECUR_E_UNSUPPORTED, "newer"},
+        {"format", "4", RECUR_E_UNSUPPORTED, "newer"},
         {"cell", "\"transformer\"", RECUR_E_FORMAT, "cell"},
         {"cell", "3", RECUR_E_FORMAT, "cell"},
         {"attention", "\"location\"", RECUR_E_FORMAT, "attention"},
@@ -1180,19 +1245,19 @@ static void test_errors(void)
         recur_seq2seq_config c;
         const char *mention;
     } bad[] = {
-        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "src_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "tgt_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "embedding_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "hidden_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "encoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0}, "decoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0}, "attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0}, "dot attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0}, "dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0}, "embedding_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0}, "word_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1}, "tie_embeddings"},
-        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0}, "embedding_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0}, "word_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0}, "tie_embeddings"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0}, "cell"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int dummy = 0;

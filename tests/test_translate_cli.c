@@ -224,6 +224,24 @@ static void test_train_resume_translate(void)
     CHECK_STDERR_MENTIONS("--tie-embeddings needs --embed (8) = --hidden (16)");
     CHECK(access(path_of("tied_bad/latest.safetensors"), F_OK) != 0);
 
+    /* --lexical: the model line says so, the checkpoint translates */
+    CHECK_EXIT(run("train_lexical", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "8", "--batch", "16", "--steps", "2",
+                   "--lexical", "--out", path_of("lexical"), NULL),
+               0);
+    CHECK_STDERR_MENTIONS("additive attention with a lexical shortcut");
+    stdin_path = input;
+    write_text(input, "ich sehe den hund\n");
+    CHECK_EXIT(run("tr_lexical", "translate", "--model", path_of("lexical/latest.safetensors"),
+                   NULL),
+               0);
+    CHECK(count_lines(last_out) == 1);
+    stdin_path = "/dev/null";
+    CHECK_EXIT(run("resume_lexical", "translate", "train", "--out", path_of("lexical"),
+                   "--resume", "--steps", "3", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("with a lexical shortcut");
+
     /* a changed model option on --resume is refused */
     CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
                    "--hidden", "64", "--steps", "500", NULL),

@@ -29,7 +29,8 @@
  *   attention.weight: [Hd, D*He] (general), absent (dot), or for additive
  *   attention.query.weight [A, Hd], attention.key.weight [A, D*He],
  *   attention.v [A] (A = Hd),
- *   combine.weight [Hd, D*He + Hd], combine.bias [Hd],
+ *   combine.weight [Hd, D*He + Hd] ([Hd, D*He + Hd + E] with lexical),
+ *   combine.bias [Hd],
  *   head.weight [Vt, Hd] (absent with tie_embeddings: tgt_embedding.weight
  *   serves), head.bias [Vt]. */
 #ifndef RECUR_SEQ2SEQ_H
@@ -72,6 +73,10 @@ typedef struct recur_seq2seq_config {
                                 Wolf 2017; needs embedding_size == hidden_size): no
                                 head.weight tensor, and tgt_embedding.weight starts as the
                                 head would, U(-1/sqrt(H), 1/sqrt(H)) */
+    int lexical;             /* non-zero: a lexical shortcut (after Nguyen & Chiang 2018): the
+                                combine layer also reads l_t = sum_j a_t,j x_j, the attention-
+                                weighted source embeddings, so o_t = tanh(W_c [c_t; q_t; l_t]
+                                + b_c) and combine.weight is [Hd, D*He + Hd + E] */
 } recur_seq2seq_config;
 
 /* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
@@ -191,8 +196,9 @@ RECUR_API int recur_seq2seq_evaluate_logits(recur_seq2seq *model, const recur_se
 
 /* ---- Checkpoints --------------------------------------------------------- */
 
-/* the newest format written: 2 for tied embeddings, 1 otherwise */
-#define RECUR_SEQ2SEQ_FORMAT 2
+/* the newest format written: 3 with the lexical shortcut, 2 for tied embeddings, 1
+ * otherwise */
+#define RECUR_SEQ2SEQ_FORMAT 3
 
 /* The tensors (F32, names above) and the "recur_seq2seq" metadata (a JSON
  * object with "format" and every config field). Tensors are borrowed until

@@ -38,7 +38,7 @@ typedef struct tt_opts {
     const char *data, *extra, *source, *target, *cell, *attention, *batch_by;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
     double dropout, embed_dropout, word_dropout, label_smoothing;
-    int tie_embeddings;
+    int tie_embeddings, lexical;
     int64_t val_sentences;
 } tt_opts;
 
@@ -379,6 +379,7 @@ static int make_model(tt_run *r)
     c.embedding_dropout = (float)o->embed_dropout;
     c.word_dropout = (float)o->word_dropout;
     c.tie_embeddings = o->tie_embeddings;
+    c.lexical = o->lexical;
     if (recur_seq2seq_config_check(&c))
         return cli_usage(r->cmd, "model settings: %s", recur_last_error());
     if (recur_seq2seq_create(&c, &r->model.net))
@@ -440,6 +441,9 @@ int cmd_translate_train(int argc, char **argv)
         {"embed", CLI_INT, &o.embed, "N", "embedding size", 1, 65536, NULL, NULL, FROZEN, 0},
         {"tie-embeddings", CLI_FLAG, &o.tie_embeddings, NULL, "the output layer's weight is "
          "the target embedding (needs --embed = --hidden)", 0, 0, NULL, NULL, FROZEN, 0},
+        {"lexical", CLI_FLAG, &o.lexical, NULL, "a lexical shortcut: the combine layer also "
+         "reads the attention-weighted source embeddings (Nguyen & Chiang 2018)", 0, 0, NULL,
+         NULL, FROZEN, 0},
         {"hidden", CLI_INT, &o.hidden, "N", "hidden units per layer (and direction)", 1, 65536,
          NULL, NULL, FROZEN, 0},
         {"layers", CLI_INT, &o.layers, "N", "encoder layers", 1, 64, NULL, NULL, FROZEN, 0},
@@ -536,11 +540,14 @@ int cmd_translate_train(int argc, char **argv)
         /* runs saved before these options existed do not hold them: compare with the model */
         const recur_seq2seq_config *mc = recur_seq2seq_get_config(r.model.net);
         if ((float)o.word_dropout != mc->word_dropout ||
-            (o.tie_embeddings != 0) != (mc->tie_embeddings != 0)) {
-            rc = cli_usage(cmd, "--word-dropout %g / --tie-embeddings %s differ from the resumed "
-                           "model's %g / %s (start a new run with another --out to change them)",
-                           o.word_dropout, o.tie_embeddings ? "on" : "off",
-                           (double)mc->word_dropout, mc->tie_embeddings ? "on" : "off");
+            (o.tie_embeddings != 0) != (mc->tie_embeddings != 0) ||
+            (o.lexical != 0) != (mc->lexical != 0)) {
+            rc = cli_usage(cmd, "--word-dropout %g / --tie-embeddings %s / --lexical %s differ "
+                           "from the resumed model's %g / %s / %s (start a new run with another "
+                           "--out to change them)", o.word_dropout,
+                           o.tie_embeddings ? "on" : "off", o.lexical ? "on" : "off",
+                           (double)mc->word_dropout, mc->tie_embeddings ? "on" : "off",
+                           mc->lexical ? "on" : "off");
             goto done;
         }
         if (r.resumed->data_position_count != 2) {
@@ -613,14 +620,14 @@ int cmd_translate_train(int argc, char **argv)
     if (dist_is_main()) {
         const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
         fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
-                "units, embedding %d%s, %s attention, BPE of %d subwords, %zu parameters; dropout "
+                "units, embedding %d%s, %s attention%s, BPE of %d subwords, %zu parameters; dropout "
                 "%g, embedding dropout %g, word dropout %g, label smoothing %g\n", cmd,
                 r.resumed ? "resuming" : "model",
                 c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
                 c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
                 c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
                 c->embedding_size, c->tie_embeddings ? " (tied to the output)" : "",
-                recur_attention_name(c->attention),
+                recur_attention_name(c->attention), c->lexical ? " with a lexical shortcut" : "",
                 recur_bpe_size(r.model.bpe), recur_seq2seq_size(r.model.net),
                 (double)c->dropout, (double)c->embedding_dropout, (double)c->word_dropout,
                 o.label_smoothing);

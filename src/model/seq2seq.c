@@ -64,7 +64,7 @@ typedef struct weights {
     float *query_weight;     /* [A, H] additive */
     float *key_weight;       /* [A, DH] additive */
     float *attention_v;      /* [A] additive */
-    float *combine_weight;   /* [H, DH + H] */
+    float *combine_weight;   /* [H, X] */
     float *combine_bias;     /* [H] */
     float *head_weight;      /* [Vt, H] */
     float *head_bias;        /* [Vt] */
@@ -91,18 +91,19 @@ typedef struct workspace {
     float *keys;             /* [S*B, H] (general) or [S*B, A] (additive) */
     float *wq;               /* [T*B, A] (additive) */
     float *att;              /* [B, T, S] attention weights */
-    float *cq;               /* [T*B, DH + H] [context; q], its first nh rows
-                              * the head rows' after decode_forward */
+    float *cq;               /* [T*B, X] [context; q] or [context; q; lexical], its
+                              * first nh rows the head rows' after decode_forward */
     float *o, *m_o, *od;     /* [nh, H] combine output, its mask, masked */
     float *logits;           /* [nh, Vt], dlogits in training */
     float *dod;              /* [T*B, H] */
-    float *dcq;              /* [T*B, DH + H] */
+    float *dcq;              /* [T*B, X] */
     float *dq;               /* [T*B, H] */
     float *datt;             /* [B, T, S] */
     float *dkeys;            /* like keys */
     float *dwq;              /* [T*B, A] */
     float *de;               /* [S*B, DH] */
     float *dx_src;           /* [S*B, E] */
+    float *dx_lex;           /* [S*B, E] the lexical shortcut's part of dx_src */
     float *dx_tgt;           /* [T*B, E] */
     float *dh0;              /* [Ld, B, H] */
     float *dbridge;          /* [B, Ld*H] */
@@ -114,7 +115,8 @@ typedef struct workspace {
 struct recur_seq2seq {
     recur_seq2seq_config config;
     int D, H;                /* encoder directions, width of every stack */
-    int DH, A, X;            /* encoder output D*H, attention width (additive), DH + H */
+    int DH, A, X;            /* encoder output D*H, attention width (additive), combine
+                              * input DH + H (+ E with the lexical shortcut) */
     recur_rnn *encoder, *decoder;
     float *params, *grads;   /* [size] */
     size_t size;
@@ -340,16 +342,17 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
     m->config = *c;
     m->config.bidirectional = c->bidirectional ? 1 : 0;
     m->config.tie_embeddings = c->tie_embeddings ? 1 : 0;
+    m->config.lexical = c->lexical ? 1 : 0;
     m->D = c->bidirectional ? 2 : 1;
     m->H = c->hidden_size;
     m->DH = m->D * m->H;
     m->A = c->attention == RECUR_ATTENTION_ADDITIVE ? m->H : 0;
-    m->X = m->DH + m->H;
+    m->X = m->DH + m->H + (m->config.lexical ? c->embedding_size : 0);
     recur_rnn_config ec = stack_config(c, 1), dc = stack_config(c, 0);
     const size_t enc_size = recur_rnn_param_size(&ec), dec_size = recur_rnn_param_size(&dc);
     const size_t Vs = (size_t)c->src_vocab_size, Vt = (size_t)c->tgt_vocab_size;
     const size_t E = (size_t)c->embedding_size, H = (size_t)m->H, DH = (size_t)m->DH;
-    const size_t LdH = (size_t)c->decoder_layers * H, A = (size_t)m->A;
+    const size_t LdH = (size_t)c->decoder_layers * H, A = (size_t)m->A, X = (size_t)m->X;
     const bool general = c->attention == RECUR_ATTENTION_GENERAL;
     const bool additive = c->attention == RECUR_ATTENTION_ADDITIVE;
     const bool tied = m->config.tie_embeddings;
@@ -363,7 +366,7 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
               place(&size, Vt, E, &at.tgt) && place(&size, dec_size, 1, &at.dec) &&
               place(&size, general ? H : 0, DH, &at.att) && place(&size, A, H, &at.query) &&
               place(&size, A, DH, &at.key) && place(&size, A, 1, &at.v) &&
-              place(&size, H, DH + H, &at.cw) && place(&size, H, 1, &at.cb) &&
+              place(&size, H, X, &at.cw) && place(&size, H, 1, &at.cb) &&
               place(&size, tied ? 0 : Vt, H, &at.hw) && place(&size, Vt, 1, &at.hb);
     const int count = 1 + 4 * c->encoder_layers * m->D + 3 + 4 * c->decoder_layers +
                       (general ? 1 : additive ? 3 : 0) + (tied ? 3 : 4);
@@ -396,7 +399,7 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
         add_view(m, "attention.key.weight", A, DH, at.key);
         add_view(m, "attention.v", A, 0, at.v);
     }
-    add_view(m, "combine.weight", H, DH + H, at.cw);
+    add_view(m, "combine.weight", H, X, at.cw);
     add_view(m, "combine.bias", H, 0, at.cb);
     if (!tied)
         add_view(m, "head.weight", Vt, H, at.hw);
@@ -534,6 +537,7 @@ static void layout(const recur_seq2seq *m, workspace *ws, carver *cv)
     ws->dwq = A ? carve(cv, rt, A) : NULL;
     ws->de = carve(cv, rs, DH);
     ws->dx_src = carve(cv, rs, E);
+    ws->dx_lex = c->lexical ? carve(cv, rs, E) : NULL;
     ws->dx_tgt = carve(cv, rt, E);
     ws->dh0 = carve(cv, B, LdH);
     ws->dbridge = carve(cv, B, LdH);
@@ -879,6 +883,9 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
             attend(m, T, len, ws->q + (size_t)b * H, B * H, k, ldk, att, S, S);
         recur_gemm(false, false, T, DH, len, 1.0f, att, S, ws->e + (size_t)b * DH, B * DH, 0.0f,
                    ws->cq + (size_t)b * X, B * X);
+        if (c->lexical) /* l = a x_b into cq[:, DH + H:] */
+            recur_gemm(false, false, T, E, len, 1.0f, att, S, ws->x_src + (size_t)b * E, B * E,
+                       0.0f, ws->cq + (size_t)b * X + DH + H, B * X);
     }
     /* cq row n = [ctx; q] of batch row head_rows[n] >= n: every row, or in
      * training only the rows with a target, so that the combine layer, the
@@ -888,8 +895,12 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
         if (train && bt->tgt_out[r] == RECUR_BPE_PAD)
             continue;
         ws->head_rows[nh] = (int)r;
-        if (r != nh)
+        if (r != nh) {
             memcpy(ws->cq + nh * X, ws->cq + r * X, (size_t)DH * sizeof(float));
+            if (c->lexical)
+                memcpy(ws->cq + nh * X + DH + H, ws->cq + r * X + DH + H,
+                       (size_t)E * sizeof(float));
+        }
         memcpy(ws->cq + nh * X + DH, ws->q + r * H, (size_t)H * sizeof(float));
         nh++;
     }
@@ -991,11 +1002,14 @@ static void attention_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     workspace *ws = &m->ws;
     const recur_seq2seq_config *c = &m->config;
     const int S = bt->S, T = bt->T, B = bt->B, H = m->H, DH = m->DH, X = m->X, A = m->A;
+    const int E = c->embedding_size;
     const size_t rt = (size_t)T * B, rs = (size_t)S * B;
     const recur_attention kind = c->attention;
     for (size_t r = 0; r < rt; r++)
         memcpy(ws->dq + r * H, ws->dcq + r * X + DH, (size_t)H * sizeof(float));
     memset(ws->de, 0, rs * DH * sizeof(float));
+    if (c->lexical)
+        memset(ws->dx_lex, 0, rs * E * sizeof(float));
     if (kind == RECUR_ATTENTION_GENERAL)
         memset(ws->dkeys, 0, rs * H * sizeof(float));
     if (kind == RECUR_ATTENTION_ADDITIVE) {
@@ -1015,6 +1029,12 @@ static void attention_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
             /* ctx = a e:  da = dctx e^T,  de += a^T dctx */
             recur_gemm(false, true, T, len, DH, 1.0f, dc_b, B * X, e_b, B * DH, 0.0f, ds, S);
             recur_gemm(true, false, len, DH, T, 1.0f, a, S, dc_b, B * X, 1.0f, de_b, B * DH);
+            if (c->lexical) { /* l = a x:  da += dl x^T,  dx += a^T dl */
+                const float *dl_b = dc_b + DH + H, *x_b = ws->x_src + (size_t)b * E;
+                recur_gemm(false, true, T, len, E, 1.0f, dl_b, B * X, x_b, B * E, 1.0f, ds, S);
+                recur_gemm(true, false, len, E, T, 1.0f, a, S, dl_b, B * X, 0.0f,
+                           ws->dx_lex + (size_t)b * E, B * E);
+            }
             /* softmax: dscore = a (da - sum_j a da) */
             for (int t = 0; t < T; t++) {
                 const float *at = a + (size_t)t * S;
@@ -1122,6 +1142,9 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     recur_rnn_grad_out eout = {ws->dx_src, NULL, NULL};
     if ((status = recur_rnn_backward(m->encoder, &ein, &eout)))
         return status;
+    if (c->lexical)
+        for (size_t i = 0; i < rs * E; i++)
+            ws->dx_src[i] += ws->dx_lex[i];
     if (embedding_masked(c))
         multiply(ws->dx_src, ws->m_src, rs * E);
     recur_embedding_backward(m->dw.src_embedding, E, ws->src_ids, rs, ws->dx_src);
@@ -1154,6 +1177,7 @@ typedef struct decoding {
     recur_rnn_stream *stream;
     float *arena;
     float *x;        /* [n, E] embedded source, then [K, E] embedded tokens */
+    float *xs;       /* [n, E] the embedded source, kept (lexical shortcut) */
     float *e;        /* [n, DH] */
     float *hn;       /* [Le*D, 1, H] */
     float *h0;       /* [Ld, K, H] the bridge's state in every row */
@@ -1161,7 +1185,7 @@ typedef struct decoding {
     float *q;        /* [K, H] */
     float *wq;       /* [K, A] */
     float *att;      /* [K, n] */
-    float *cq;       /* [K, DH + H] */
+    float *cq;       /* [K, X] */
     float *o;        /* [K, H] */
     float *logits;   /* [K, Vt] */
     float *h, *c, *h2, *c2; /* [Ld, K, H] states read, reordered */
@@ -1188,6 +1212,7 @@ static int decoding_init(recur_seq2seq *m, const int32_t *src, int n, int K, dec
     for (int pass = 0; pass < 2; pass++) {
         carver cv = {d->arena, 0, false};
         d->x = carve(&cv, N > Kz ? N : Kz, E);
+        d->xs = c->lexical ? carve(&cv, N, E) : NULL;
         d->e = carve(&cv, N, DH);
         d->hn = carve(&cv, states, 1);
         d->h0 = carve(&cv, Kz, LdH);
@@ -1210,6 +1235,8 @@ static int decoding_init(recur_seq2seq *m, const int32_t *src, int n, int K, dec
                                          d->x);
     if (status)
         return status;
+    if (d->xs)
+        memcpy(d->xs, d->x, N * E * sizeof(float));
     recur_rnn_input in = {n, 1, d->x, 0, NULL, NULL, NULL};
     recur_rnn_output out = {d->e, d->hn, NULL};
     if ((status = recur_rnn_forward(m->encoder, RECUR_MODE_INFER, &in, &out, NULL)))
@@ -1252,6 +1279,8 @@ static int decoding_step(recur_seq2seq *m, decoding *d, const int32_t *tokens, i
                n);
     }
     recur_gemm(false, false, rows, DH, n, 1.0f, d->att, n, d->e, DH, 0.0f, d->cq, X);
+    if (d->xs)
+        recur_gemm(false, false, rows, E, n, 1.0f, d->att, n, d->xs, E, 0.0f, d->cq + DH + H, X);
     for (int r = 0; r < rows; r++)
         memcpy(d->cq + (size_t)r * X + DH, d->q + (size_t)r * H, (size_t)H * sizeof(float));
     recur_linear_forward(m->w.combine_weight, m->w.combine_bias, H, X, d->cq, (size_t)rows, d->o);
@@ -1560,8 +1589,9 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
     const recur_seq2seq_config *c = &m->config;
     json_t *obj = json_object();
     /* untied models stay format 1, readable by older builds (which ignore word_dropout);
-     * a tied one has no head.weight: format 2 tells an older build to update */
-    const int format = c->tie_embeddings ? RECUR_SEQ2SEQ_FORMAT : 1;
+     * a tied one has no head.weight: format 2 tells an older build to update; the lexical
+     * shortcut widens combine.weight: format 3 */
+    const int format = c->lexical ? 3 : c->tie_embeddings ? 2 : 1;
     int ok = obj && recur__json_put(obj, "format", json_integer(format)) &&
              recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
              recur__json_put(obj, "src_vocab_size", json_integer(c->src_vocab_size)) &&
@@ -1575,7 +1605,8 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
              recur__json_put(obj, "dropout", recur__json_float(c->dropout)) &&
              recur__json_put(obj, "embedding_dropout", recur__json_float(c->embedding_dropout)) &&
              recur__json_put(obj, "word_dropout", recur__json_float(c->word_dropout)) &&
-             recur__json_put(obj, "tie_embeddings", json_boolean(c->tie_embeddings));
+             recur__json_put(obj, "tie_embeddings", json_boolean(c->tie_embeddings)) &&
+             (!c->lexical || recur__json_put(obj, "lexical", json_true()));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)
@@ -1677,6 +1708,10 @@ static int read_config(const reader *r, json_t *meta, recur_seq2seq_config *c)
     if (tie && !json_is_boolean(tie))
         return bad(r, "\"recur_seq2seq\": field \"tie_embeddings\" is not true/false");
     c->tie_embeddings = tie && json_is_true(tie);
+    json_t *lexical = json_object_get(meta, "lexical");
+    if (lexical && !json_is_boolean(lexical))
+        return bad(r, "\"recur_seq2seq\": field \"lexical\" is not true/false");
+    c->lexical = lexical && json_is_true(lexical);
     if (recur_seq2seq_config_check(c) != RECUR_OK) {
         char message[600];
         snprintf(message, sizeof message, "%s", recur_last_error());
