@@ -251,10 +251,10 @@ static void test_train_resume_translate(void)
                2);
     CHECK_STDERR_MENTIONS("--word-dropout 0.3 differs");
     CHECK_EXIT(run("resume_batch_by", "translate", "train", "--out", path_of("half"), "--resume",
-                   "--batch-by", "source", "--steps", "500", NULL),
+                   "--batch-by", "longer", "--steps", "500", NULL),
                2);
-    CHECK_STDERR_MENTIONS("--batch-by source differs");
-    /* --batch-by source walks the data in other batches than the default (longer side) */
+    CHECK_STDERR_MENTIONS("--batch-by longer differs");
+    /* --batch-by longer walks the data in other batches than the default (source) */
     for (int k = 0; k < 2; k++)
         CHECK_EXIT(run("train_batch_by", "translate", "train", "--data", data, "--vocab", "300",
                        "--embed", "24", "--hidden", "32", "--batch", "16", "--lr", "0.01",

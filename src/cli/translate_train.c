@@ -8,10 +8,10 @@
  * --extra, encoded once; pairs longer than --max-len subwords on either
  * side are left out. Each epoch walks them in a permutation drawn from
  * (seed, epoch), cut into windows of 64 batches sorted by length (so a
- * batch holds sentences of similar length: --batch-by longer sorts by the
- * longer side, then the source; source by the source only, as runs made
- * before the option did), the batches of the epoch then shuffled; the data
- * position saved in checkpoints is (epoch, batch).
+ * batch holds sentences of similar length: by the source's length, or with
+ * --batch-by longer by the longer side's, then the source's), the batches
+ * of the epoch then shuffled; the data position saved in checkpoints is
+ * (epoch, batch).
  * Validation: the mean per-token negative log-likelihood of the validation
  * part (teacher-forced) and, as the metric, corpus BLEU of greedy
  * translations of its first --val-sentences pairs.
@@ -74,7 +74,7 @@ typedef struct tt_run {
 
 static const char *const cell_choices[] = {"gru", "lstm", "rnn_tanh", "rnn_relu", NULL};
 static const char *const attention_choices[] = {"general", "dot", "additive", NULL};
-static const char *const batch_by_choices[] = {"longer", "source", NULL};
+static const char *const batch_by_choices[] = {"source", "longer", NULL};
 
 enum { STREAM_PERM = 0x7a11, WINDOW_BATCHES = 64 };
 
@@ -409,7 +409,7 @@ int cmd_translate_train(int argc, char **argv)
                  .attention = "additive", .vocab = 8000, .max_len = 64, .embed = 256,
                  .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
                  .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
-                 .val_sentences = 500, .repeat = 1, .batch_by = "longer"};
+                 .val_sentences = 500, .repeat = 1, .batch_by = "source"};
     trainer_options to;
     trainer_options_default(&to);
     to.lr = 1e-3;
@@ -466,8 +466,8 @@ int cmd_translate_train(int argc, char **argv)
          "times an epoch (oversamples the sentences against the --extra pairs)", 1, 1000, NULL,
          NULL, FROZEN, 0},
         {"batch-by", CLI_CHOICE, &o.batch_by, "SIDE", "batches hold pairs of similar length: "
-         "of the longer side (less padding), or of the source", 0, 0, batch_by_choices, NULL,
-         FROZEN, 0},
+         "of the source, or of the longer side (less padding in the decoder, about 10% faster "
+         "training on the benchmark's data)", 0, 0, batch_by_choices, NULL, FROZEN, 0},
         {"val-sentences", CLI_INT64, &o.val_sentences, "N", "validation BLEU (greedy) over the "
          "first N validation pairs (0: all)", 0, 1e9, NULL, NULL, CLI_SAVED, 0},
     };
@@ -525,18 +525,6 @@ int cmd_translate_train(int argc, char **argv)
         recur_st_free(st);
         if ((rc = trainer_resume(r.t, r.resumed)))
             goto done;
-        /* runs saved before --batch-by existed sorted by the source */
-        int has_batch_by = 0;
-        for (int i = 0; i < r.resumed->option_count; i++)
-            has_batch_by |= strcmp(r.resumed->option_names[i], "batch-by") == 0;
-        if (!has_batch_by) {
-            if (cli_find(options, "batch-by")->given && strcmp(o.batch_by, "source") != 0) {
-                rc = cli_usage(cmd, "--batch-by %s differs from the resumed run's source",
-                               o.batch_by);
-                goto done;
-            }
-            o.batch_by = "source";
-        }
         /* runs saved before these options existed do not hold them: compare with the model */
         const recur_seq2seq_config *mc = recur_seq2seq_get_config(r.model.net);
         if ((float)o.word_dropout != mc->word_dropout ||
