@@ -309,6 +309,15 @@ static void test_gradients(void)
     c.lexical = 1;
     c.tie_embeddings = 0;
     gradient_case("lstm general 2+1 lexical", &c, 0.0f, 25);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 11, 5, 5);
+    c.hidden_dropout = 0.3f;
+    c.dropout = 0.2f;
+    c.embedding_dropout = 0.1f;
+    gradient_case("gru additive bi 1+1 hidden dropout", &c, 0.1f, 26);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 2, 2, 11, 4, 4);
+    c.hidden_dropout = 0.4f;
+    c.lexical = 1;
+    gradient_case("lstm dot 2+2 hidden dropout, lexical", &c, 0.0f, 27);
 }
 
 /* Tied embeddings: the model equals an untied one whose head.weight is a copy
@@ -927,7 +936,7 @@ static recur_st *roundtrip(recur_st_writer *w)
 static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, const char *key,
                       const char *value)
 {
-    char fields[15][2][64];
+    char fields[16][2][64];
     int nf = 0;
 #define FIELD(k, ...)                                                                  \
     do {                                                                               \
@@ -951,6 +960,8 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
     FIELD("tie_embeddings", "%s", c->tie_embeddings ? "true" : "false");
     if (c->lexical)
         FIELD("lexical", "%s", "true");
+    if (c->hidden_dropout > 0.0f)
+        FIELD("hidden_dropout", "%g", (double)c->hidden_dropout);
 #undef FIELD
     size_t at = (size_t)snprintf(out, size, "{");
     bool first = true;
@@ -1028,6 +1039,7 @@ static void test_checkpoint(void)
     c.dropout = 0.125f;
     c.embedding_dropout = 0.1f;
     c.word_dropout = 0.25f;
+    c.hidden_dropout = 0.375f;
     recur_seq2seq *m = make_model(&c, 81);
     if (!m)
         return;
@@ -1158,17 +1170,20 @@ static void test_checkpoint(void)
     recur_seq2seq_free(ok);
     /* checkpoints from before word dropout and tying existed read as word_dropout 0, untied */
     meta_text(meta, sizeof meta, &c, "word_dropout", NULL);
-    {
-        char *tie = strstr(meta, ",\"tie_embeddings\":false");
-        CHECK(tie != NULL);
-        if (tie)
-            memmove(tie, tie + strlen(",\"tie_embeddings\":false"),
-                    strlen(tie + strlen(",\"tie_embeddings\":false")) + 1);
-        CHECK(strstr(meta, "tie_embeddings") == NULL && strstr(meta, "word_dropout") == NULL);
+    /* (and hidden dropout) */
+    static const char *const newer[] = {",\"tie_embeddings\":false", ",\"hidden_dropout\":0.375"};
+    for (int i = 0; i < 2; i++) {
+        char *at = strstr(meta, newer[i]);
+        CHECK(at != NULL);
+        if (at)
+            memmove(at, at + strlen(newer[i]), strlen(at + strlen(newer[i])) + 1);
     }
+    CHECK(strstr(meta, "tie_embeddings") == NULL && strstr(meta, "word_dropout") == NULL &&
+          strstr(meta, "hidden_dropout") == NULL);
     ok = NULL;
     CHECK_OK(read_damaged(m, &(damage){meta, NULL, NULL, NULL, NULL}, &ok));
     CHECK(ok && recur_seq2seq_get_config(ok)->word_dropout == 0.0f &&
+          recur_seq2seq_get_config(ok)->hidden_dropout == 0.0f &&
           recur_seq2seq_get_config(ok)->embedding_dropout == 0.1f);
     recur_seq2seq_free(ok);
 
@@ -1201,6 +1216,8 @@ static void test_checkpoint(void)
         {"dropout", "1.5", RECUR_E_FORMAT, "dropout"},
         {"embedding_dropout", "\"x\"", RECUR_E_FORMAT, "embedding_dropout"},
         {"word_dropout", "1", RECUR_E_FORMAT, "word_dropout"},
+        {"hidden_dropout", "-0.5", RECUR_E_FORMAT, "hidden_dropout"},
+        {"hidden_dropout", "\"x\"", RECUR_E_FORMAT, "hidden_dropout"},
         {"tie_embeddings", "1", RECUR_E_FORMAT, "tie_embeddings"},
         {"tie_embeddings", "true", RECUR_E_FORMAT, "tie_embeddings needs"}, /* E 6, H 7 */
         {"attention", "\"dot\"", RECUR_E_FORMAT, "dot attention"},
@@ -1245,19 +1262,20 @@ static void test_errors(void)
         recur_seq2seq_config c;
         const char *mention;
     } bad[] = {
-        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "src_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "embedding_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "hidden_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "encoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0}, "decoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0}, "attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0}, "dot attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0}, "dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0}, "embedding_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0}, "word_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0}, "tie_embeddings"},
-        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0, 0}, "embedding_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0, 0}, "word_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 1.5f}, "hidden_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0, 0}, "tie_embeddings"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0}, "cell"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int dummy = 0;

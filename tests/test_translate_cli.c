@@ -170,7 +170,7 @@ static void test_train_resume_translate(void)
         if (k < 2)
             CHECK_EXIT(run(tag, "translate", "train", "--data", data, "--vocab", "300", "--embed",
                            "8", "--hidden", "8", "--batch", "16", "--word-dropout", "0.2",
-                           "--log-every", "5", "--val-every", "0", "--save-every", "10",
+                           "--hidden-dropout", "0.25", "--log-every", "5", "--val-every", "0", "--save-every", "10",
                            "--out", out_dir, "--steps", k == 0 ? "40" : "20", NULL),
                        0);
         else
@@ -178,7 +178,7 @@ static void test_train_resume_translate(void)
                            "40", NULL),
                        0);
     }
-    CHECK_STDERR_MENTIONS("word dropout 0.2"); /* from the checkpoint */
+    CHECK_STDERR_MENTIONS("word dropout 0.2, hidden dropout 0.25"); /* from the checkpoint */
     for (int step = 5; step <= 40; step += 5) {
         char *a = metrics_row(path_of("wd_full/metrics.csv"), step);
         char *b = metrics_row(path_of("wd_half/metrics.csv"), step);
@@ -250,6 +250,10 @@ static void test_train_resume_translate(void)
                    "--resume", "--word-dropout", "0.3", "--steps", "500", NULL),
                2);
     CHECK_STDERR_MENTIONS("--word-dropout 0.3 differs");
+    CHECK_EXIT(run("resume_hidden_dropout", "translate", "train", "--out", path_of("half"),
+                   "--resume", "--hidden-dropout", "0.3", "--steps", "500", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--hidden-dropout 0.3 differs");
     CHECK_EXIT(run("resume_batch_by", "translate", "train", "--out", path_of("half"), "--resume",
                    "--batch-by", "longer", "--steps", "500", NULL),
                2);

@@ -77,10 +77,14 @@ typedef struct recur_seq2seq_config {
                                 combine layer also reads l_t = sum_j a_t,j x_j, the attention-
                                 weighted source embeddings, so o_t = tanh(W_c [c_t; q_t; l_t]
                                 + b_c) and combine.weight is [Hd, D*He + Hd + E] */
+    float hidden_dropout;    /* training only: dropout on the top encoder layer's outputs e_j
+                                (before the attention's keys and context) and the top decoder
+                                layer's outputs q_t (before the attention's query and the
+                                combine layer); 0 in checkpoints written before it existed */
 } recur_seq2seq_config;
 
 /* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
- * dropout 0.2, embedding dropout 0.1, word dropout 0, untied; vocabulary sizes 0 (must be
+ * dropout 0.2, embedding dropout 0.1, word and hidden dropout 0, untied; vocabulary sizes 0 (must be
  * set). */
 RECUR_API recur_seq2seq_config recur_seq2seq_config_default(void);
 RECUR_API int recur_seq2seq_config_check(const recur_seq2seq_config *config);

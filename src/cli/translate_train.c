@@ -37,7 +37,7 @@
 typedef struct tt_opts {
     const char *data, *extra, *source, *target, *cell, *attention, *batch_by;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
-    double dropout, embed_dropout, word_dropout, label_smoothing;
+    double dropout, embed_dropout, word_dropout, hidden_dropout, label_smoothing;
     int tie_embeddings, lexical;
     int64_t val_sentences;
 } tt_opts;
@@ -378,6 +378,7 @@ static int make_model(tt_run *r)
     c.dropout = (float)o->dropout;
     c.embedding_dropout = (float)o->embed_dropout;
     c.word_dropout = (float)o->word_dropout;
+    c.hidden_dropout = (float)o->hidden_dropout;
     c.tie_embeddings = o->tie_embeddings;
     c.lexical = o->lexical;
     if (recur_seq2seq_config_check(&c))
@@ -458,6 +459,10 @@ int cmd_translate_train(int argc, char **argv)
         {"word-dropout", CLI_DOUBLE, &o.word_dropout, "P", "drop whole subwords: each source "
          "and target input token's embedding is zeroed with probability P (Sennrich & Zhang "
          "2019)", 0, 0.99, NULL, NULL, FROZEN, 0},
+        {"hidden-dropout", CLI_DOUBLE, &o.hidden_dropout, "P", "dropout on the top encoder "
+         "layer's outputs (the attention's keys and context) and the top decoder layer's "
+         "outputs (the attention's query and the combine layer's input)", 0, 0.99, NULL, NULL,
+         FROZEN, 0},
         {"label-smoothing", CLI_DOUBLE, &o.label_smoothing, "EPS", "label smoothing of the "
          "training loss", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"batch", CLI_INT, &o.batch, "B", "sentence pairs a step", 1, 1 << 16, NULL, NULL,
@@ -528,13 +533,15 @@ int cmd_translate_train(int argc, char **argv)
         /* runs saved before these options existed do not hold them: compare with the model */
         const recur_seq2seq_config *mc = recur_seq2seq_get_config(r.model.net);
         if ((float)o.word_dropout != mc->word_dropout ||
+            (float)o.hidden_dropout != mc->hidden_dropout ||
             (o.tie_embeddings != 0) != (mc->tie_embeddings != 0) ||
             (o.lexical != 0) != (mc->lexical != 0)) {
-            rc = cli_usage(cmd, "--word-dropout %g / --tie-embeddings %s / --lexical %s differ "
-                           "from the resumed model's %g / %s / %s (start a new run with another "
-                           "--out to change them)", o.word_dropout,
-                           o.tie_embeddings ? "on" : "off", o.lexical ? "on" : "off",
-                           (double)mc->word_dropout, mc->tie_embeddings ? "on" : "off",
+            rc = cli_usage(cmd, "--word-dropout %g / --hidden-dropout %g / --tie-embeddings %s / "
+                           "--lexical %s differ from the resumed model's %g / %g / %s / %s "
+                           "(start a new run with another --out to change them)",
+                           o.word_dropout, o.hidden_dropout, o.tie_embeddings ? "on" : "off",
+                           o.lexical ? "on" : "off", (double)mc->word_dropout,
+                           (double)mc->hidden_dropout, mc->tie_embeddings ? "on" : "off",
                            mc->lexical ? "on" : "off");
             goto done;
         }
@@ -609,7 +616,8 @@ int cmd_translate_train(int argc, char **argv)
         const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
         fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
                 "units, embedding %d%s, %s attention%s, BPE of %d subwords, %zu parameters; dropout "
-                "%g, embedding dropout %g, word dropout %g, label smoothing %g\n", cmd,
+                "%g, embedding dropout %g, word dropout %g, hidden dropout %g, label smoothing "
+                "%g\n", cmd,
                 r.resumed ? "resuming" : "model",
                 c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
                 c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
@@ -618,7 +626,7 @@ int cmd_translate_train(int argc, char **argv)
                 recur_attention_name(c->attention), c->lexical ? " with a lexical shortcut" : "",
                 recur_bpe_size(r.model.bpe), recur_seq2seq_size(r.model.net),
                 (double)c->dropout, (double)c->embedding_dropout, (double)c->word_dropout,
-                o.label_smoothing);
+                (double)c->hidden_dropout, o.label_smoothing);
         char ranks[64] = ""; /* MPI */
         if (dist_active())
             snprintf(ranks, sizeof ranks, " on each of %d ranks", dist_size());

@@ -81,13 +81,15 @@ typedef struct workspace {
     size_t nh;               /* head rows: the counted targets (training), else T*B */
     int *lengths;            /* [B] */
     float *x_src, *m_src;    /* [S*B, E] embedded source, its dropout mask */
-    float *e;                /* [S*B, DH] encoder output */
+    float *e;                /* [S*B, DH] encoder output (after hidden dropout) */
+    float *m_e;              /* [S*B, DH] its hidden dropout mask */
     float *hn, *cn;          /* [Le*D, B, H] encoder final states */
     float *s;                /* [B, DH] bridge input */
     float *bridge;           /* [B, Ld*H] tanh(s W_br^T + b_br) */
     float *h0;               /* [Ld, B, H] */
     float *x_tgt, *m_tgt;    /* [T*B, E] */
-    float *q;                /* [T*B, H] decoder output */
+    float *q;                /* [T*B, H] decoder output (after hidden dropout) */
+    float *m_q;              /* [T*B, H] its hidden dropout mask */
     float *keys;             /* [S*B, H] (general) or [S*B, A] (additive) */
     float *wq;               /* [T*B, A] (additive) */
     float *att;              /* [B, T, S] attention weights */
@@ -225,6 +227,9 @@ int recur_seq2seq_config_check(const recur_seq2seq_config *c)
     if (!(c->word_dropout >= 0.0f && c->word_dropout < 1.0f))
         return recur__error(RECUR_E_INVALID, "seq2seq config: word_dropout %g outside [0, 1)",
                             (double)c->word_dropout);
+    if (!(c->hidden_dropout >= 0.0f && c->hidden_dropout < 1.0f))
+        return recur__error(RECUR_E_INVALID, "seq2seq config: hidden_dropout %g outside [0, 1)",
+                            (double)c->hidden_dropout);
     if (c->tie_embeddings && c->embedding_size != c->hidden_size)
         return recur__error(RECUR_E_INVALID, "seq2seq config: tie_embeddings needs "
                             "embedding_size (%d) == hidden_size (%d)", c->embedding_size,
@@ -513,6 +518,7 @@ static void layout(const recur_seq2seq *m, workspace *ws, carver *cv)
     ws->x_src = carve(cv, rs, E);
     ws->m_src = edrop ? carve(cv, rs, E) : NULL;
     ws->e = carve(cv, rs, DH);
+    ws->m_e = c->hidden_dropout > 0.0f ? carve(cv, rs, DH) : NULL;
     ws->hn = carve(cv, enc_states, 1);
     ws->cn = lstm ? carve(cv, enc_states, 1) : NULL;
     ws->s = carve(cv, B, DH);
@@ -521,6 +527,7 @@ static void layout(const recur_seq2seq *m, workspace *ws, carver *cv)
     ws->x_tgt = carve(cv, rt, E);
     ws->m_tgt = edrop ? carve(cv, rt, E) : NULL;
     ws->q = carve(cv, rt, H);
+    ws->m_q = c->hidden_dropout > 0.0f ? carve(cv, rt, H) : NULL;
     ws->keys = key_width ? carve(cv, rs, key_width) : NULL;
     ws->wq = A ? carve(cv, rt, A) : NULL;
     ws->att = carve(cv, rt, S);
@@ -808,6 +815,8 @@ static int encode(recur_seq2seq *m, recur_mode mode, int S, int B, recur_rng *rn
     recur_rnn_output out = {ws->e, ws->hn, ws->cn};
     if ((status = recur_rnn_forward(m->encoder, mode, &in, &out, rng)))
         return status;
+    if (train && c->hidden_dropout > 0.0f) /* the bridge below reads hn, not e */
+        recur_dropout_forward(ws->e, rs * DH, c->hidden_dropout, rng, ws->m_e, ws->e);
     /* s_b = the top layer's final state of each direction */
     for (int b = 0; b < B; b++)
         for (int d = 0; d < D; d++)
@@ -866,6 +875,8 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
     recur_rnn_output out = {ws->q, NULL, NULL};
     if ((status = recur_rnn_forward(m->decoder, mode, &in, &out, rng)))
         return status;
+    if (train && c->hidden_dropout > 0.0f)
+        recur_dropout_forward(ws->q, rt * H, c->hidden_dropout, rng, ws->m_q, ws->q);
     const bool additive = c->attention == RECUR_ATTENTION_ADDITIVE;
     if (additive)
         recur_gemm(false, true, (int)rt, A, H, 1.0f, ws->q, H, m->w.query_weight, H, 0.0f, ws->wq,
@@ -961,7 +972,7 @@ static int forward_loss(recur_seq2seq *m, recur_mode mode, const recur_seq2seq_b
         return status;
     const recur_seq2seq_config *c = &m->config;
     if (mode == RECUR_MODE_TRAIN && !rng &&
-        (c->dropout > 0.0f || embedding_masked(c)))
+        (c->dropout > 0.0f || c->hidden_dropout > 0.0f || embedding_masked(c)))
         return recur__error(RECUR_E_INVALID, "seq2seq: dropout in training needs an rng");
     double plain = 0.0;
     if ((status = encode(m, mode, bt->S, bt->B, rng)) ||
@@ -1116,6 +1127,8 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     memset(ws->dcq, 0, next * X * sizeof(float));
     attention_backward(m, bt);
     /* decoder and target embedding */
+    if (c->hidden_dropout > 0.0f)
+        multiply(ws->dq, ws->m_q, rt * H);
     recur_rnn_grad_in gin = {ws->dq, NULL, NULL};
     recur_rnn_grad_out gout = {ws->dx_tgt, ws->dh0, NULL};
     int status = recur_rnn_backward(m->decoder, &gin, &gout);
@@ -1138,6 +1151,8 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
         for (int d = 0; d < D; d++)
             memcpy(ws->dhn + (((size_t)(Le - 1) * D + d) * B + b) * H,
                    ws->ds + (size_t)b * DH + (size_t)d * H, (size_t)H * sizeof(float));
+    if (c->hidden_dropout > 0.0f)
+        multiply(ws->de, ws->m_e, rs * DH);
     recur_rnn_grad_in ein = {ws->de, ws->dhn, NULL};
     recur_rnn_grad_out eout = {ws->dx_src, NULL, NULL};
     if ((status = recur_rnn_backward(m->encoder, &ein, &eout)))
@@ -1606,7 +1621,9 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
              recur__json_put(obj, "embedding_dropout", recur__json_float(c->embedding_dropout)) &&
              recur__json_put(obj, "word_dropout", recur__json_float(c->word_dropout)) &&
              recur__json_put(obj, "tie_embeddings", json_boolean(c->tie_embeddings)) &&
-             (!c->lexical || recur__json_put(obj, "lexical", json_true()));
+             (!c->lexical || recur__json_put(obj, "lexical", json_true())) &&
+             (c->hidden_dropout <= 0.0f ||
+              recur__json_put(obj, "hidden_dropout", recur__json_float(c->hidden_dropout)));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
     if (!text)
@@ -1698,7 +1715,9 @@ static int read_config(const reader *r, json_t *meta, recur_seq2seq_config *c)
         (status = get_rate(r, meta, "dropout", &c->dropout)) ||
         (status = get_rate(r, meta, "embedding_dropout", &c->embedding_dropout)) ||
         (json_object_get(meta, "word_dropout") &&
-         (status = get_rate(r, meta, "word_dropout", &c->word_dropout))))
+         (status = get_rate(r, meta, "word_dropout", &c->word_dropout))) ||
+        (json_object_get(meta, "hidden_dropout") &&
+         (status = get_rate(r, meta, "hidden_dropout", &c->hidden_dropout))))
         return status;
     json_t *bi = json_object_get(meta, "bidirectional");
     if (!bi || !json_is_boolean(bi))
