@@ -229,6 +229,40 @@ static void test_train_eval_sample(void)
                    "--precision", "fp8", NULL), 2);
     CHECK_STDERR_MENTIONS("--precision");
 
+    /* --matmul bf16: the same run with the large products in bfloat16 trains
+     * to nearly the same losses, not the same (or, on a CPU without
+     * AVX512-BF16, is refused with the reason) */
+    {
+        const int bf16 = recur_set_matmul_precision(RECUR_PRECISION_BF16) == RECUR_OK;
+        recur_set_matmul_precision(RECUR_PRECISION_F32);
+        csv_row r32[8], r16[8];
+        int n32 = 0, n16 = 0;
+        for (int k = 0; k < 2; k++) {
+            const char *dir = path_of(k ? "run_mm16" : "run_mm32");
+            char metrics_path[600];
+            snprintf(metrics_path, sizeof metrics_path, "%s/metrics.csv", dir);
+            CHECK_EXIT(run(k ? "train_mm16" : "train_mm32", "train", "--data", text_path, "--out",
+                           dir, "--hidden", "64", "--embed", "64", "--seq-len", "16", "--batch",
+                           "64", "--steps", "4", "--log-every", "2", "--val-every", "0",
+                           "--threads", "1", "--matmul", k ? "bf16" : "f32", NULL),
+                       k && !bf16 ? 1 : 0);
+            if (k && !bf16) {
+                CHECK_STDERR_MENTIONS("--matmul bf16: ");
+                printf("--matmul bf16: not on this machine\n");
+                break;
+            }
+            if (k)
+                CHECK_STDERR_MENTIONS("in bfloat16 (--matmul bf16)");
+            *(k ? &n16 : &n32) = read_metrics(metrics_path, k ? r16 : r32, 8);
+        }
+        CHECK(n32 == 2 && (!bf16 || n16 == 2));
+        for (int i = 0; bf16 && i < n32 && i < n16; i++)
+            CHECK_MSG(r16[i].train_loss != r32[i].train_loss &&
+                          fabs(r16[i].train_loss - r32[i].train_loss) < 0.01 * r32[i].train_loss,
+                      "step %d: bf16 loss %.9g against f32 %.9g", 2 * (i + 1),
+                      r16[i].train_loss, r32[i].train_loss);
+    }
+
     /* eval: a character outside the vocabulary is named with its position */
     const char *odd_path = path_of("odd.txt");
     write_all(odd_path, "ROMEO:\nhello ~ world\n", 21);

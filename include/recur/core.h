@@ -80,6 +80,27 @@ RECUR_API void recur_free(void *ptr);
 RECUR_API void recur_set_threads(int n);
 RECUR_API int recur_get_threads(void);
 
+typedef enum recur_precision {
+    RECUR_PRECISION_F32 = 0, /* float inputs and arithmetic */
+    RECUR_PRECISION_BF16 = 1 /* the inputs of matrix products rounded to bfloat16 (8 bits
+                                of mantissa), the products accumulated in float */
+} recur_precision;
+
+/* The precision of recur's large matrix products, process-wide like
+ * recur_set_threads (the default RECUR_PRECISION_F32). With
+ * RECUR_PRECISION_BF16 every product of at least 64 rows, 64 columns and an
+ * inner size of 64 (the layers' products over a whole batch or sequence, the
+ * output layers, the weight gradients; not the small per-step products of a
+ * recurrence at small batches) rounds its two inputs to bfloat16 and
+ * accumulates in float, with oneDNN's bf16 matrix multiplication: mixed-
+ * precision training, the weights, gradients and optimizer state staying
+ * float. About twice the speed of those products; see docs/PERFORMANCE.md.
+ * Needs the oneDNN backend and a CPU with AVX512-BF16: elsewhere
+ * RECUR_E_UNSUPPORTED, and the products stay float. RECUR_PRECISION_F32
+ * always succeeds. */
+RECUR_API int recur_set_matmul_precision(recur_precision precision);
+RECUR_API recur_precision recur_get_matmul_precision(void);
+
 /* Name of the matrix-product backend compiled in: "onednn", "openblas" or
  * "reference". */
 RECUR_API const char *recur_blas_backend(void);

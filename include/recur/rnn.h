@@ -160,18 +160,10 @@ RECUR_API void recur_rnn_set_grad_hook(recur_rnn *rnn, recur_rnn_grad_hook hook,
  * changing them. The stack must outlive the stream (biases are read live). */
 typedef struct recur_rnn_stream recur_rnn_stream;
 
-typedef enum recur_precision {
-    RECUR_PRECISION_F32 = 0,  /* float weights and arithmetic */
-    RECUR_PRECISION_BF16 = 1  /* weights and inputs of the matrix products
-                                 rounded to bfloat16, products accumulated in
-                                 float (AVX512-BF16 dot products where the CPU
-                                 has them, the same numbers emulated
-                                 elsewhere); gates and state stay float.
-                                 Inference only; see docs/PERFORMANCE.md for
-                                 the accuracy loss. */
-} recur_precision;
-
-/* F32 stream. */
+/* F32 stream; _with takes a recur_precision (core.h): a BF16 stream packs the
+ * weights as bfloat16 and rounds its inputs so (AVX512-BF16 dot products where
+ * the CPU has them, the same numbers emulated elsewhere); gates and state stay
+ * float. See docs/PERFORMANCE.md for the accuracy loss. */
 RECUR_API int recur_rnn_stream_create(const recur_rnn *rnn, int B, recur_rnn_stream **out);
 RECUR_API int recur_rnn_stream_create_with(const recur_rnn *rnn, int B, recur_precision precision,
                                            recur_rnn_stream **out);

@@ -122,6 +122,7 @@ typedef struct trainer_options {
     /* randomness and threads */
     int64_t seed;
     int threads;
+    const char *matmul;  /* "f32" or "bf16": recur_set_matmul_precision */
     /* the run folder, checkpoints and logs */
     const char *out, *metrics;
     int resume, overwrite;
