@@ -19,8 +19,9 @@
  * number of threads. Peak memory is the case process's ru_maxrss.
  * Usage: bench_rnn [--threads N] [--seconds S] [--json] [--only TEXT]
  * (the peaks always run). stream_lstm_bf16 is the same streaming step with
- * RECUR_PRECISION_BF16; recur has no bf16 path for whole sequences, so
- * lstm_fwd_b64_bf16 has oneDNN's and PyTorch's figures only. */
+ * RECUR_PRECISION_BF16; lstm_{fwd,train}_b64_bf16 the b64 layer with
+ * recur_set_matmul_precision(RECUR_PRECISION_BF16) (its products over the
+ * whole sequence and, with B = 64, the per-step ones in bf16). */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, clock_gettime under -std=c11 */
 #include <immintrin.h>
 #include <stdbool.h>
@@ -237,6 +238,7 @@ typedef struct stack_case {
     recur_cell cell;
     int I, H, B, T;
     bool train;
+    bool bf16; /* recur_set_matmul_precision(RECUR_PRECISION_BF16) */
 } stack_case;
 
 typedef struct stack_ctx {
@@ -265,13 +267,16 @@ static const char *short_cell(recur_cell cell)
 
 static void stack_id(const stack_case *c, char *id, size_t n)
 {
-    snprintf(id, n, "%s_%s_b%d", short_cell(c->cell), c->train ? "train" : "fwd", c->B);
+    snprintf(id, n, "%s_%s_b%d%s", short_cell(c->cell), c->train ? "train" : "fwd", c->B,
+             c->bf16 ? "_bf16" : "");
 }
 
 static int run_stack(const bench_options *o, const void *arg)
 {
     const stack_case *c = arg;
     recur_set_threads(o->threads);
+    if (c->bf16 && recur_set_matmul_precision(RECUR_PRECISION_BF16))
+        die_recur("bf16 products");
     recur_rnn_config cfg = recur_rnn_config_default();
     cfg.cell = c->cell;
     cfg.input_size = c->I;
@@ -297,10 +302,11 @@ static int run_stack(const bench_options *o, const void *arg)
     s.gout = (recur_rnn_grad_out){dx, NULL, NULL};
 
     bench_result r = {
-        .threads = o->threads, .tokens = (double)c->T * c->B, .peak_gflops = peak->fp32_n};
+        .threads = o->threads, .tokens = (double)c->T * c->B,
+        .peak_gflops = c->bf16 ? peak->bf16_n : peak->fp32_n};
     stack_id(c, r.id, sizeof r.id);
-    snprintf(r.what, sizeof r.what, "%s %s I=%d H=%d B=%d T=%d", short_cell(c->cell),
-             c->train ? "train" : "forward", c->I, c->H, c->B, c->T);
+    snprintf(r.what, sizeof r.what, "%s %s%s I=%d H=%d B=%d T=%d", short_cell(c->cell),
+             c->train ? "train" : "forward", c->bf16 ? " bf16" : "", c->I, c->H, c->B, c->T);
     r.flops = 2.0 * c->T * c->B * recur_cell_gates(c->cell) * c->H * (double)(c->I + c->H) *
               (c->train ? 3 : 1);
     r.seconds = bench_time(stack_call, &s, o->seconds, &r.reps);
@@ -469,12 +475,19 @@ int main(int argc, char **argv)
     for (int b = 0; b < 3; b++)
         for (int k = 0; k < 3; k++)
             for (int mode = 1; mode >= 0; mode--) {
-                stack_case c = {cells[k], 1024, 1024, batches[b], 100, mode == 1};
+                stack_case c = {cells[k], 1024, 1024, batches[b], 100, mode == 1, false};
                 char id[48];
                 stack_id(&c, id, sizeof id);
                 if (bench_selected(&o, id))
                     failures += bench_in_child(&o, run_stack, &c) != 0;
             }
+    for (int mode = 1; mode >= 0; mode--) {
+        stack_case c = {RECUR_CELL_LSTM, 1024, 1024, 64, 100, mode == 1, true};
+        char id[48];
+        stack_id(&c, id, sizeof id);
+        if (bench_selected(&o, id))
+            failures += bench_in_child(&o, run_stack, &c) != 0;
+    }
     static const recur_precision f32 = RECUR_PRECISION_F32, bf16 = RECUR_PRECISION_BF16;
     if (bench_selected(&o, "stream_lstm"))
         failures += bench_in_child(&o, run_stream, &f32) != 0;
