@@ -94,7 +94,7 @@ typedef enum recur_precision {
  * recurrence at small batches) rounds its two inputs to bfloat16 and
  * accumulates in float, with oneDNN's bf16 matrix multiplication: mixed-
  * precision training, the weights, gradients and optimizer state staying
- * float. About twice the speed of those products; see docs/PERFORMANCE.md.
+ * float. Training measured 1.2-1.3 times as fast; see docs/PERFORMANCE.md.
  * Needs the oneDNN backend and a CPU with AVX512-BF16: elsewhere
  * RECUR_E_UNSUPPORTED, and the products stay float. RECUR_PRECISION_F32
  * always succeeds. */
