@@ -6,7 +6,9 @@
  * same translations); a toy word-for-word language learnt well enough that
  * greedy translations mostly match; translating stdin (one line out per
  * line in, deterministic, --attention JSON lines whose rows sum to 1,
- * beam 1 equal to greedy); eval (--json fields, --output lines); and bad
+ * beam 1 equal to greedy); --init (fine-tuning starts from the model's
+ * weights, the architecture options may only repeat its values); eval
+ * (--json fields, --output lines); and bad
  * input named by line or column (exit 1): an empty line, invalid UTF-8,
  * an unknown column, a missing model. */
 #define _POSIX_C_SOURCE 200809L
@@ -426,6 +428,81 @@ static void test_train_resume_translate(void)
                1);
 }
 
+/* --init CKPT after test_train_resume_translate (its pairs.tsv and full/) */
+static void test_init(void)
+{
+    char data[600], input[600], model[600];
+    snprintf(data, sizeof data, "%s", path_of("pairs.tsv"));
+    snprintf(input, sizeof input, "%s", path_of("input.txt"));
+    snprintf(model, sizeof model, "%s", path_of("full/latest.safetensors"));
+    /* the architecture comes from the model (repeating a value is allowed); the dropout not
+     * given is the model's; a tiny rate leaves the weights as they were */
+    CHECK_EXIT(run("init", "translate", "train", "--init", model, "--data", data, "--hidden", "32",
+                   "--embed-dropout", "0.05", "--lr", "1e-9", "--log-every", "10",
+                   "--val-every", "0", "--save-every", "10", "--steps", "20", "--out",
+                   path_of("init"), NULL),
+               0);
+    CHECK_STDERR_MENTIONS("fine-tuning: bidirectional gru encoder");
+    CHECK_STDERR_MENTIONS("32 units, embedding 24");
+    CHECK_STDERR_MENTIONS("dropout 0.1, embedding dropout 0.05");
+    /* it starts where the trained model ended: a training loss far below a fresh model's */
+    char *fresh = metrics_row(path_of("full/metrics.csv"), 20);
+    char *tuned = metrics_row(path_of("init/metrics.csv"), 20);
+    double fresh_loss = 0, tuned_loss = 0;
+    CHECK(fresh && sscanf(fresh, "%*[^,],%*[^,],%lf", &fresh_loss) == 1);
+    CHECK(tuned && sscanf(tuned, "%*[^,],%*[^,],%lf", &tuned_loss) == 1);
+    CHECK_MSG(tuned_loss > 0 && tuned_loss < 0.5 * fresh_loss,
+              "step 20 training loss: fine-tuned %g, fresh %g", tuned_loss, fresh_loss);
+    free(fresh);
+    free(tuned);
+    /* the same BPE and (all but) the same weights: the same translations */
+    write_text(input, "ich sehe den hund\ndu habe einen ball\nheute c\xc3\xb4te\n");
+    stdin_path = input;
+    CHECK_EXIT(run("init_tr_full", "translate", "--model", model, "--beam", "1", NULL), 0);
+    char *before = read_all(last_out);
+    CHECK_EXIT(run("init_tr", "translate", "--model", path_of("init/latest.safetensors"),
+                   "--beam", "1", NULL),
+               0);
+    char *after = read_all(last_out);
+    CHECK(before && after && strcmp(before, after) == 0);
+    free(before);
+    free(after);
+    stdin_path = "/dev/null";
+    /* a fine-tuning run resumes like any other */
+    CHECK_EXIT(run("init_resume", "translate", "train", "--out", path_of("init"), "--resume",
+                   "--steps", "30", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("resuming");
+    CHECK_STDERR_MENTIONS("step 30/30");
+    /* refused: another architecture, another language pair, no such file, not a model */
+    CHECK_EXIT(run("init_hidden", "translate", "train", "--init", model, "--data", data,
+                   "--hidden", "64", "--steps", "1", "--out", path_of("init_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--hidden 64 differs from --init");
+    CHECK_EXIT(run("init_cell", "translate", "train", "--init", model, "--data", data, "--cell",
+                   "lstm", "--steps", "1", "--out", path_of("init_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--cell lstm differs from --init");
+    CHECK_EXIT(run("init_tie", "translate", "train", "--init", model, "--data", data,
+                   "--tie-embeddings", "--steps", "1", "--out", path_of("init_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--tie-embeddings 1 differs");
+    write_pairs(path_of("pairs_id.tsv"), 50, 1); /* columns id, de, en */
+    CHECK_EXIT(run("init_lang", "translate", "train", "--init", model, "--data",
+                   path_of("pairs_id.tsv"), "--source", "id", "--steps", "1", "--out",
+                   path_of("init_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("translates de -> en");
+    CHECK_EXIT(run("init_missing", "translate", "train", "--init", path_of("none.safetensors"),
+                   "--data", data, "--steps", "1", "--out", path_of("init_bad"), NULL),
+               1);
+    CHECK_STDERR_MENTIONS("none.safetensors");
+    CHECK_EXIT(run("init_not_model", "translate", "train", "--init", data, "--data", data,
+                   "--steps", "1", "--out", path_of("init_bad"), NULL),
+               1);
+    CHECK(access(path_of("init_bad/latest.safetensors"), F_OK) != 0);
+}
+
 static void test_bad_data(void)
 {
     char data[600];
@@ -457,6 +534,7 @@ int main(int argc, char **argv)
         return 1;
     test_usage();
     test_train_resume_translate();
+    test_init();
     test_bad_data();
     cli_end("translate_cli");
     CHECK_DONE();

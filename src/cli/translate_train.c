@@ -35,7 +35,7 @@
 #define FROZEN (CLI_SAVED | CLI_FROZEN)
 
 typedef struct tt_opts {
-    const char *data, *extra, *source, *target, *cell, *attention, *batch_by;
+    const char *data, *extra, *source, *target, *cell, *attention, *batch_by, *init;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
     double dropout, embed_dropout, word_dropout, hidden_dropout, label_smoothing;
     int tie_embeddings, lexical;
@@ -391,6 +391,90 @@ static int make_model(tt_run *r)
     return CLI_OK;
 }
 
+/* --init: the model of CKPT (BPE, architecture, weights) with this run's
+ * dropouts where given. The architecture options, which it fixes, may only
+ * repeat its values; they and the dropouts then hold its values, so that
+ * the run's stored options describe the model. */
+static int init_model(tt_run *r, cli_option *options)
+{
+    tt_opts *o = r->o;
+    tr_model init;
+    memset(&init, 0, sizeof init);
+    if (translate_model_load(r->cmd, o->init, &init))
+        return CLI_FAILURE;
+    const recur_seq2seq_config *ic = recur_seq2seq_get_config(init.net);
+    int rc = CLI_OK;
+    if (strcmp(init.source, o->source) != 0 || strcmp(init.target, o->target) != 0) {
+        rc = cli_usage(r->cmd, "--init %s translates %s -> %s, not --source %s -> --target %s",
+                       o->init, init.source, init.target, o->source, o->target);
+        goto done;
+    }
+    /* what the model fixes, as the options' values */
+    const struct { const char *name; int *dest; int value; } ints[] = {
+        {"vocab", &o->vocab, recur_bpe_size(init.bpe)},
+        {"embed", &o->embed, ic->embedding_size},
+        {"hidden", &o->hidden, ic->hidden_size},
+        {"layers", &o->layers, ic->encoder_layers},
+        {"decoder-layers", &o->decoder_layers, ic->decoder_layers},
+        {"unidirectional", &o->unidirectional, !ic->bidirectional},
+        {"tie-embeddings", &o->tie_embeddings, ic->tie_embeddings != 0},
+        {"lexical", &o->lexical, ic->lexical != 0},
+    };
+    const struct { const char *name; const char **dest; const char *value; } names[] = {
+        {"cell", &o->cell, recur_cell_name(ic->cell)},
+        {"attention", &o->attention, recur_attention_name(ic->attention)},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (cli_find(options, ints[i].name)->given && *ints[i].dest != ints[i].value) {
+            rc = cli_usage(r->cmd, "--%s %d differs from --init %s's %d (the model fixes it; "
+                           "leave it out)", ints[i].name, *ints[i].dest, o->init, ints[i].value);
+            goto done;
+        }
+        *ints[i].dest = ints[i].value;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (cli_find(options, names[i].name)->given && strcmp(*names[i].dest, names[i].value)) {
+            rc = cli_usage(r->cmd, "--%s %s differs from --init %s's %s (the model fixes it; "
+                           "leave it out)", names[i].name, *names[i].dest, o->init,
+                           names[i].value);
+            goto done;
+        }
+        *names[i].dest = names[i].value;
+    }
+    const struct { const char *name; double *dest; float value; } drops[] = {
+        {"dropout", &o->dropout, ic->dropout},
+        {"embed-dropout", &o->embed_dropout, ic->embedding_dropout},
+        {"word-dropout", &o->word_dropout, ic->word_dropout},
+        {"hidden-dropout", &o->hidden_dropout, ic->hidden_dropout},
+    };
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
+        if (!cli_find(options, drops[i].name)->given)
+            *drops[i].dest = drops[i].value;
+    /* the same network with this run's dropouts, holding CKPT's weights */
+    recur_seq2seq_config c = *ic;
+    c.dropout = (float)o->dropout;
+    c.embedding_dropout = (float)o->embed_dropout;
+    c.word_dropout = (float)o->word_dropout;
+    c.hidden_dropout = (float)o->hidden_dropout;
+    if (recur_seq2seq_config_check(&c)) {
+        rc = cli_usage(r->cmd, "model settings: %s", recur_last_error());
+        goto done;
+    }
+    if (recur_seq2seq_create(&c, &r->model.net)) {
+        rc = cli_fail(r->cmd, "", "cannot create the model: %s", recur_last_error());
+        goto done;
+    }
+    memcpy(recur_seq2seq_params(r->model.net), recur_seq2seq_params(init.net),
+           recur_seq2seq_size(init.net) * sizeof(float));
+    r->model.bpe = init.bpe;
+    init.bpe = NULL;
+    snprintf(r->model.source, sizeof r->model.source, "%s", init.source);
+    snprintf(r->model.target, sizeof r->model.target, "%s", init.target);
+done:
+    translate_model_free(&init);
+    return rc;
+}
+
 /* "runs/translate-<data file name>" */
 static void default_out(const char *data, char *out, size_t size)
 {
@@ -424,6 +508,9 @@ int cmd_translate_train(int argc, char **argv)
         {"data", CLI_STRING, &o.data, "FILE", "sentence pairs: a TSV (or CSV) whose header names "
          "the --source and --target columns; its fixed training part is used (docs/translate.md)",
          0, 0, NULL, "required", FROZEN, 0},
+        {"init", CLI_STRING, &o.init, "CKPT", "fine-tune: start from a trained translation "
+         "model's weights and BPE (its architecture; the dropouts unless given) with a fresh "
+         "optimizer and schedule", 0, 0, NULL, "none", FROZEN, 0},
         {"extra", CLI_STRING, &o.extra, "FILE", "more pairs (same columns), all used for "
          "training", 0, 0, NULL, "none", FROZEN, 0},
         {"source", CLI_STRING, &o.source, "COLUMN", "the source language's column", 0, 0, NULL,
@@ -558,7 +645,7 @@ int cmd_translate_train(int argc, char **argv)
          (rc = translate_read_pairs(cmd, o.extra, o.source, o.target, TR_ALL, &r.extra))))
         goto done;
     if (!r.resumed) {
-        if ((rc = learn_bpe(&r)) || (rc = make_model(&r)))
+        if (o.init ? (rc = init_model(&r, options)) : ((rc = learn_bpe(&r)) || (rc = make_model(&r))))
             goto done;
     }
     if ((rc = encode_data(&r)))
@@ -618,7 +705,7 @@ int cmd_translate_train(int argc, char **argv)
                 "units, embedding %d%s, %s attention%s, BPE of %d subwords, %zu parameters; dropout "
                 "%g, embedding dropout %g, word dropout %g, hidden dropout %g, label smoothing "
                 "%g\n", cmd,
-                r.resumed ? "resuming" : "model",
+                r.resumed ? "resuming" : o.init ? "fine-tuning" : "model",
                 c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
                 c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
                 c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
