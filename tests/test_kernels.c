@@ -2,7 +2,8 @@
  * vmath's exp/sigmoid/tanh against libm over a dense range, and whole
  * forward + backward passes of every cell with the vectorized step kernels
  * against the libm reference kernels, on odd hidden sizes (not multiples of
- * the vector width). */
+ * the vector width); the inline dropout mask against recur_rng_uniform's
+ * draws, at the boundary too. */
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -121,9 +122,50 @@ static void test_cells(void)
         }
 }
 
+/* recur_dropout_forward draws its mask inline (internal.h): the same draws, in the same
+ * order, as recur_rng_uniform(rng) < p, and the generator left where n calls leave it */
+static void test_dropout(void)
+{
+    enum { N = 5003 };
+    static float x[N], y[N], mask[N];
+    const float ps[] = {0.5f, 0.1f, 1.0f / 3.0f, 0.9f, 0x1p-24f, 0.3f};
+    for (int i = 0; i < N; i++)
+        x[i] = (float)(i % 17) - 8.0f;
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        recur_rng a, b;
+        recur_rng_seed(&a, 11 + k);
+        recur_rng_seed(&b, 11 + k);
+        recur_dropout_forward(x, N, ps[k], &a, mask, y);
+        const float keep = 1.0f / (1.0f - ps[k]);
+        int same = 0, dropped = 0;
+        for (int i = 0; i < N; i++) {
+            const float m = recur_rng_uniform(&b) < ps[k] ? 0.0f : keep;
+            same += mask[i] == m && y[i] == x[i] * m;
+            dropped += m == 0.0f;
+        }
+        CHECK_MSG(same == N, "p %g: %d of %d mask values as recur_rng_uniform draws them",
+                  (double)ps[k], same, N);
+        CHECK(memcmp(a.s, b.s, sizeof a.s) == 0);
+        CHECK_MSG(fabs((double)dropped / N - ps[k]) < 0.03, "p %g: dropped %d of %d",
+                  (double)ps[k], dropped, N);
+    }
+    /* at the boundary: p equal to the first draw keeps it, the next float above drops it */
+    for (int k = 0; k < 2; k++) {
+        recur_rng a, b;
+        recur_rng_seed(&a, 5);
+        b = a;
+        const float u = recur_rng_uniform(&b);
+        const float p = k ? nextafterf(u, 1.0f) : u;
+        recur_dropout_forward(x, 1, p, &a, mask, y);
+        CHECK_MSG((mask[0] == 0.0f) == (k == 1), "p %.9g against the draw %.9g: mask %g",
+                  (double)p, (double)u, (double)mask[0]);
+    }
+}
+
 int main(void)
 {
     test_vmath();
     test_cells();
+    test_dropout();
     CHECK_DONE();
 }

@@ -35,6 +35,30 @@ uint64_t recur_rng_next(recur_rng *rng)
     return result;
 }
 
+void recur__rng_dropout_mask(recur_rng *rng, size_t n, float p, float keep, float *mask)
+{
+    /* recur_rng_uniform(rng) < p, with u = k / 2^24 for the integer k = next >> 40, is
+     * k < p * 2^24 (exact in float), that is k < ceil(p * 2^24); the generator's state
+     * stays in registers */
+    const uint64_t limit = (uint64_t)ceilf(p * 16777216.0f);
+    uint64_t s0 = rng->s[0], s1 = rng->s[1], s2 = rng->s[2], s3 = rng->s[3];
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t result = rotl(s1 * 5, 7) * 9;
+        const uint64_t t = s1 << 17;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl(s3, 45);
+        mask[i] = (result >> 40) < limit ? 0.0f : keep;
+    }
+    rng->s[0] = s0;
+    rng->s[1] = s1;
+    rng->s[2] = s2;
+    rng->s[3] = s3;
+}
+
 float recur_rng_uniform(recur_rng *rng)
 {
     return (float)(recur_rng_next(rng) >> 40) * (1.0f / 16777216.0f);

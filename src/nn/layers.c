@@ -58,11 +58,9 @@ void recur_linear_backward(const float *W, int O, int I, const float *x, size_t 
 void recur_dropout_forward(const float *x, size_t n, float p, recur_rng *rng, float *mask,
                            float *y)
 {
-    const float keep = 1.0f / (1.0f - p);
-    for (size_t i = 0; i < n; i++) {
-        mask[i] = recur_rng_uniform(rng) < p ? 0.0f : keep;
+    recur__rng_dropout_mask(rng, n, p, 1.0f / (1.0f - p), mask);
+    for (size_t i = 0; i < n; i++)
         y[i] = x[i] * mask[i];
-    }
 }
 
 int recur_softmax_xent(const float *logits, size_t n, int V, const int32_t *targets, float scale,
