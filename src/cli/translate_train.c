@@ -645,7 +645,8 @@ int cmd_translate_train(int argc, char **argv)
          (rc = translate_read_pairs(cmd, o.extra, o.source, o.target, TR_ALL, &r.extra))))
         goto done;
     if (!r.resumed) {
-        if (o.init ? (rc = init_model(&r, options)) : ((rc = learn_bpe(&r)) || (rc = make_model(&r))))
+        rc = o.init ? init_model(&r, options) : learn_bpe(&r);
+        if (rc || (!o.init && (rc = make_model(&r))))
             goto done;
     }
     if ((rc = encode_data(&r)))
