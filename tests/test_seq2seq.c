@@ -4,8 +4,9 @@
  * bidirectional or not, with dropout and label smoothing; a padded batch
  * equals its sentences alone; beam width 1 equals a greedy search made
  * independently with the teacher-forced evaluation; a wide beam finds the
- * best hypothesis of an exhaustive search (so never worse than greedy);
- * attention rows; determinism; a copy task learned with Adam; checkpoint
+ * best hypothesis of an exhaustive search (so never worse than greedy),
+ * with the coverage penalty too (scored from recur_seq2seq_attention, which
+ * must equal decoding's attention); attention rows; determinism; a copy task learned with Adam; checkpoint
  * round trips and malformed checkpoints; argument errors; every allocation
  * failing in turn. */
 #include <math.h>
@@ -586,7 +587,7 @@ static void test_greedy(void)
                 src[i] = (int32_t)recur_rng_below(&rng, 12);
             const int max_len = 6;
             const int want_len = greedy_reference(m, src, n, max_len, want);
-            recur_seq2seq_decode_config dc = {1, 0.6f, max_len};
+            recur_seq2seq_decode_config dc = {1, 0.6f, max_len, 0.0f};
             int32_t *out = NULL;
             int out_len = -1;
             CHECK_OK(recur_seq2seq_translate(m, src, n, &dc, &out, &out_len, NULL));
@@ -661,7 +662,7 @@ static void test_ensemble(void)
         int32_t src[8];
         for (int i = 0; i < n; i++)
             src[i] = 3 + (int32_t)recur_rng_below(&rng, V - 3);
-        recur_seq2seq_decode_config greedy = {1, 0.6f, max_len};
+        recur_seq2seq_decode_config greedy = {1, 0.6f, max_len, 0.0f};
         int32_t *out = NULL, *alone = NULL, *self = NULL;
         int out_len = -1, alone_len = -1, self_len = -1;
         CHECK_OK(recur_seq2seq_translate_ensemble(pair, 2, src, n, &greedy, &out, &out_len,
@@ -697,7 +698,7 @@ static void test_ensemble(void)
         differs += alone_len != out_len ||
                    (out_len > 0 && memcmp(alone, out, (size_t)out_len * sizeof *out) != 0);
         /* a model with itself: the same output as alone, with a beam too */
-        recur_seq2seq_decode_config beam = {4, 0.6f, max_len};
+        recur_seq2seq_decode_config beam = {4, 0.6f, max_len, 0.0f};
         recur_free(alone);
         alone = NULL;
         CHECK_OK(recur_seq2seq_translate(a, src, n, &beam, &alone, &alone_len, NULL));
@@ -781,7 +782,7 @@ static void test_beam(void)
             }
             double got[2];
             for (int wide = 0; wide < 2; wide++) {
-                recur_seq2seq_decode_config dc = {wide ? 64 : 1, alpha, max_len};
+                recur_seq2seq_decode_config dc = {wide ? 64 : 1, alpha, max_len, 0.0f};
                 int32_t *out = NULL;
                 int len = -1;
                 CHECK_OK(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL));
@@ -801,6 +802,131 @@ static void test_beam(void)
     CHECK_MSG(strictly_better > 0, "the wide beam never beat greedy: the test is too easy");
 }
 
+/* The coverage penalty, exhaustively as in test_beam: the wide beam's result
+ * is the best of all 40 sequences by log p / len^alpha + beta sum_j log
+ * min(c_j, 1), c_j the source position j's attention summed over the steps
+ * (recur_seq2seq_attention's rows); greedy decoding ignores it; and it does
+ * change the choice. Also: recur_seq2seq_attention equals the attention
+ * that decoding reports, and refuses bad input. */
+static void test_coverage_penalty(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 6, 4,
+                                          6);
+    const int max_len = 3, n = 4;
+    int32_t all[40][3];
+    int all_len[40], count = 0;
+    for (int len = 0; len <= max_len; len++) {
+        int total = 1;
+        for (int i = 0; i < len; i++)
+            total *= 3;
+        for (int code = 0; code < total; code++, count++) {
+            all_len[count] = len;
+            for (int i = 0, x = code; i < len; i++, x /= 3)
+                all[count][i] = 3 + x % 3;
+        }
+    }
+    const float alphas[2] = {0.0f, 1.0f}, betas[2] = {0.4f, 2.0f};
+    int changed = 0;
+    for (int seed = 0; seed < 4; seed++) {
+        recur_seq2seq *m = make_model(&c, 81 + seed);
+        if (!m)
+            continue;
+        const int32_t src[4] = {3, 5, 4, 3};
+        double logp[40], pen[40]; /* pen: sum_j log min(c_j, 1) */
+        for (int i = 0; i < count; i++) {
+            logp[i] = sequence_log_prob(m, src, n, all[i], all_len[i], -1);
+            float *att = NULL;
+            CHECK_OK(recur_seq2seq_attention(m, src, n, all[i], all_len[i], &att));
+            pen[i] = 0.0;
+            for (int j = 0; att && j < n; j++) {
+                double cj = 0.0;
+                for (int r = 0; r <= all_len[i]; r++)
+                    cj += att[r * n + j];
+                pen[i] += cj < 1.0 ? log(cj) : 0.0;
+            }
+            recur_free(att);
+        }
+        for (int a = 0; a < 2; a++) {
+            int plain_best = 0;
+            for (int i = 0; i < count; i++)
+                if (logp[i] / pow(all_len[i] + 1.0, alphas[a]) >
+                    logp[plain_best] / pow(all_len[plain_best] + 1.0, alphas[a]))
+                    plain_best = i;
+            for (int b = 0; b < 2; b++) {
+                double best = -INFINITY;
+                int best_i = 0;
+                for (int i = 0; i < count; i++) {
+                    const double v = logp[i] / pow(all_len[i] + 1.0, alphas[a]) + betas[b] * pen[i];
+                    if (v > best) {
+                        best = v;
+                        best_i = i;
+                    }
+                }
+                changed += best_i != plain_best;
+                int32_t *out[2] = {NULL, NULL};
+                int len[2] = {-1, -1};
+                for (int wide = 0; wide < 2; wide++) {
+                    recur_seq2seq_decode_config dc = {wide ? 64 : 1, alphas[a], max_len,
+                                                      betas[b]};
+                    CHECK_OK(recur_seq2seq_translate(m, src, n, &dc, &out[wide], &len[wide],
+                                                     NULL));
+                }
+                double got = -INFINITY;
+                for (int i = 0; i < count; i++)
+                    if (all_len[i] == len[1] &&
+                        (len[1] == 0 || memcmp(all[i], out[1], (size_t)len[1] * sizeof(int32_t)) == 0))
+                        got = logp[i] / pow(all_len[i] + 1.0, alphas[a]) + betas[b] * pen[i];
+                CHECK_MSG(got >= best - 1e-5, "seed %d alpha %g beta %g: beam found %.6f, best "
+                          "is %.6f", seed, (double)alphas[a], (double)betas[b], got, best);
+                /* greedy: the same as without the penalty */
+                recur_seq2seq_decode_config plain = {1, alphas[a], max_len, 0.0f};
+                int32_t *ref = NULL;
+                int ref_len = -1;
+                CHECK_OK(recur_seq2seq_translate(m, src, n, &plain, &ref, &ref_len, NULL));
+                CHECK(ref_len == len[0] &&
+                      (ref_len <= 0 || memcmp(ref, out[0], (size_t)ref_len * sizeof(int32_t)) == 0));
+                recur_free(ref);
+                recur_free(out[0]);
+                recur_free(out[1]);
+            }
+        }
+        /* the attention of a given translation is what decoding reports for it */
+        recur_seq2seq_decode_config dc = {4, 0.6f, 6, 0.0f};
+        int32_t *out = NULL;
+        int len = -1;
+        float *att = NULL, *forced = NULL;
+        CHECK_OK(recur_seq2seq_translate(m, src, n, &dc, &out, &len, &att));
+        CHECK_OK(recur_seq2seq_attention(m, src, n, out, len, &forced));
+        CHECK(att && forced && memcmp(att, forced, (size_t)(len + 1) * n * sizeof(float)) == 0);
+        recur_free(out);
+        recur_free(att);
+        recur_free(forced);
+        recur_seq2seq_free(m);
+    }
+    CHECK_MSG(changed > 0, "the coverage penalty never changed the best sequence: the test is "
+              "too easy");
+    /* bad input */
+    recur_seq2seq *m = make_model(&c, 81);
+    if (!m)
+        return;
+    const int32_t src[4] = {3, 5, 4, 3}, bad[2] = {3, 6};
+    float *att = (float *)&att;
+    CHECK_STATUS(recur_seq2seq_attention(m, src, n, bad, 2, &att), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("target id 6 at position 1");
+    CHECK(att == NULL);
+    CHECK_STATUS(recur_seq2seq_attention(m, src, n, bad, -1, &att), RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_attention(m, src, 0, bad, 1, &att), RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_attention(m, bad, 2, src, 1, &att), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("source id 6 at position 1");
+    CHECK_OK(recur_seq2seq_attention(m, src, n, NULL, 0, &att)); /* </s> alone */
+    double sum = 0.0;
+    for (int j = 0; att && j < n; j++)
+        sum += att[j];
+    CHECK_NEAR(sum, 1.0, 1e-5);
+    recur_free(att);
+    recur_seq2seq_free(m);
+}
+
 static void test_attention_and_determinism(void)
 {
     recur_seq2seq_config c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_ADDITIVE, 1, 2, 2, 15,
@@ -810,7 +936,7 @@ static void test_attention_and_determinism(void)
         return;
     const int32_t src[6] = {4, 9, 3, 14, 7, 5};
     for (int beam = 1; beam <= 4; beam += 3) {
-        recur_seq2seq_decode_config dc = {beam, 0.6f, 9};
+        recur_seq2seq_decode_config dc = {beam, 0.6f, 9, 0.0f};
         int32_t *out[2] = {NULL, NULL};
         float *att[2] = {NULL, NULL};
         int len[2] = {-1, -1};
@@ -898,7 +1024,7 @@ static void test_copy_task(void)
         for (int t = 0; t < n; t++)
             s[t] = 3 + (int32_t)recur_rng_below(&rng, 7);
         for (int beam = 1; beam <= 4; beam += 3) {
-            recur_seq2seq_decode_config dc = {beam, 0.6f, 0};
+            recur_seq2seq_decode_config dc = {beam, 0.6f, 0, 0.0f};
             int32_t *out = NULL;
             int len = -1;
             CHECK_OK(recur_seq2seq_translate(m, s, n, &dc, &out, &len, NULL));
@@ -1058,7 +1184,7 @@ static void test_checkpoint(void)
         CHECK(memcmp(recur_seq2seq_params(back), recur_seq2seq_params(m),
                      recur_seq2seq_size(m) * sizeof(float)) == 0);
         const int32_t src[5] = {3, 13, 7, 7, 4};
-        recur_seq2seq_decode_config dc = {3, 0.6f, 8};
+        recur_seq2seq_decode_config dc = {3, 0.6f, 8, 0.0f};
         int32_t *o1 = NULL, *o2 = NULL;
         float *a1 = NULL, *a2 = NULL;
         int n1 = -1, n2 = -2;
@@ -1368,6 +1494,12 @@ static void test_errors(void)
     dc.length_penalty = NAN;
     CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
     dc = recur_seq2seq_decode_config_default();
+    dc.coverage_penalty = -0.1f;
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("coverage_penalty");
+    dc.coverage_penalty = NAN;
+    CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
+    dc = recur_seq2seq_decode_config_default();
     dc.max_length = -1;
     CHECK_STATUS(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL), RECUR_E_INVALID);
     CHECK_ERROR_MENTIONS("max_length");
@@ -1435,7 +1567,7 @@ static int oom_sequence(void)
     recur_rng rng;
     recur_rng_seed(&rng, 5);
     double loss = 0.0;
-    recur_seq2seq_decode_config dc = {2, 0.6f, 4};
+    recur_seq2seq_decode_config dc = {2, 0.6f, 4, 0.0f};
     int status = recur_seq2seq_create(&c, &m);
     if (status == RECUR_OK) {
         recur_seq2seq_init(m, &rng);
@@ -1497,6 +1629,7 @@ int main(void)
     recur_set_threads(1);
     test_greedy();
     test_beam();
+    test_coverage_penalty();
     test_ensemble();
     test_attention_and_determinism();
     test_copy_task();

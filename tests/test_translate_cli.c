@@ -357,6 +357,34 @@ static void test_train_resume_translate(void)
     const double bleu = b ? atof(b + 8) : -1.0;
     CHECK_MSG(bleu > 30.0, "validation BLEU %.2f of the toy language is not above 30", bleu);
     free(json);
+    /* --coverage-penalty: reported, range-checked, and greedy decoding ignores it */
+    CHECK_EXIT(run("eval_coverage", "translate", "eval", "--model",
+                   path_of("full/best.safetensors"), "--data", data, "--split", "validation",
+                   "--coverage-penalty", "0.5", "--json", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("\"coverage_penalty\": 0.5");
+    CHECK_EXIT(run("coverage_bad", "translate", "eval", "--model",
+                   path_of("full/best.safetensors"), "--data", data, "--coverage-penalty", "-1",
+                   NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--coverage-penalty");
+    write_text(input, "ich sehe den hund\ndu habe einen ball\nheute\n");
+    stdin_path = input;
+    char *plain_greedy = NULL;
+    for (int k = 0; k < 2; k++) {
+        CHECK_EXIT(run("greedy_coverage", "translate", "--model", path_of("full/best.safetensors"),
+                       "--beam", "1", "--coverage-penalty", k ? "3" : "0", NULL),
+                   0);
+        char *text = read_all(last_out);
+        if (k == 0)
+            plain_greedy = text;
+        else {
+            CHECK(text && plain_greedy && strcmp(text, plain_greedy) == 0);
+            free(text);
+        }
+    }
+    free(plain_greedy);
+    stdin_path = "/dev/null";
 
     /* ensembles: a model joined with itself translates and scores as alone;
      * a mixture's loss lies below the mean of its members' (Jensen) and

@@ -146,9 +146,15 @@ typedef struct recur_seq2seq_decode_config {
                              counting the </s> (0: raw sum) */
     int max_length;       /* most output tokens, 0..65536; 0: 2 * source length + 10
                              (at most 65536) */
+    float coverage_penalty; /* beta in [0, 10] (Wu et al. 2016): a finished hypothesis
+                               ranks by log p / len^alpha + beta sum_j log min(c_j, 1), c_j
+                               the attention source position j received over all its steps
+                               (the </s> step included; in an ensemble the members' mean
+                               attention); it penalises source words left untranslated.
+                               0: off */
 } recur_seq2seq_decode_config;
 
-/* beam 5, alpha 0.6, max_length 0. */
+/* beam 5, alpha 0.6, max_length 0, coverage penalty 0. */
 RECUR_API recur_seq2seq_decode_config recur_seq2seq_decode_config_default(void);
 
 /* src [n] (no <s>/</s>) -> *out (new array, free with recur_free; NULL
@@ -163,7 +169,8 @@ RECUR_API recur_seq2seq_decode_config recur_seq2seq_decode_config_default(void);
  * or when none can still beat the best finished one by normalised score:
  * log p only falls, so a live hypothesis can reach at most its score over
  * (max_length + 1)^alpha (an exact bound, not a heuristic). The best
- * finished hypothesis by normalised score wins (ties: the earlier found).
+ * finished hypothesis by normalised score (plus the coverage penalty, at
+ * most 0, so the bound holds) wins (ties: the earlier found).
  * Beam width 1 is greedy search exactly: the most likely token at each
  * step until </s>. When attention is non-NULL it receives a new
  * [*out_len + 1, n] array (rows: each emitted token and the </s> step;
@@ -190,6 +197,15 @@ RECUR_API int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int
                                                const int32_t *src, int n,
                                                const recur_seq2seq_decode_config *config,
                                                int32_t **out, int *out_len, float **attention);
+
+/* The attention of a given translation (teacher forcing, as decoding
+ * computes it): src [n] and tgt [len] (no <s>/</s>, len >= 0) -> *attention,
+ * a new [len + 1, n] array (free with recur_free): row i is the attention
+ * while predicting tgt[i] (row len: </s>), each row summing to 1. For
+ * inspecting alignments of reference translations. RECUR_E_INVALID names
+ * a bad id (with its position) or length. */
+RECUR_API int recur_seq2seq_attention(recur_seq2seq *model, const int32_t *src, int n,
+                                      const int32_t *tgt, int len, float **attention);
 
 /* recur_seq2seq_evaluate without label smoothing that also lends the
  * logits: *logits points to [T*B, tgt_vocab_size] floats (row t*B + b

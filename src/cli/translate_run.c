@@ -17,7 +17,7 @@
 /* Decoding options shared by both commands. */
 typedef struct decode_opts {
     int beam, max_length, threads;
-    double length_penalty;
+    double length_penalty, coverage_penalty;
 } decode_opts;
 
 static int add_decode_options(cli_option *table, decode_opts *d)
@@ -27,6 +27,10 @@ static int add_decode_options(cli_option *table, decode_opts *d)
          0, 0},
         {"length-penalty", CLI_DOUBLE, &d->length_penalty, "ALPHA", "rank hypotheses by log p / "
          "length^ALPHA (0: raw log p)", 0, 10, NULL, NULL, 0, 0},
+        {"coverage-penalty", CLI_DOUBLE, &d->coverage_penalty, "BETA", "add BETA * sum over "
+         "the source subwords of log min(attention received, 1): finished hypotheses that "
+         "left source subwords unattended rank lower (Wu et al. 2016; 0: off)", 0, 10, NULL,
+         NULL, 0, 0},
         {"max-length", CLI_INT, &d->max_length, "N", "most subwords a translation (0: twice the "
          "source's + 10)", 0, 100000, NULL, NULL, 0, 0},
         {"threads", CLI_INT, &d->threads, "N", "threads for the matrix products (0: all cores)",
@@ -42,6 +46,7 @@ static recur_seq2seq_decode_config decode_config(const decode_opts *d)
     c.beam_width = d->beam;
     c.length_penalty = (float)d->length_penalty;
     c.max_length = d->max_length;
+    c.coverage_penalty = (float)d->coverage_penalty;
     return c;
 }
 
@@ -258,13 +263,15 @@ int cmd_translate_eval(int argc, char **argv)
     if (json) {
         printf("{\"sentences\": %zu, \"bleu\": %.4f, \"chrf\": %.4f, \"precisions\": [%.4f, %.4f, "
                "%.4f, %.4f], \"bp\": %.6f, \"hyp_len\": %zu, \"ref_len\": %zu, \"nll\": %.6f, "
-               "\"tokens\": %zu, \"beam\": %d, \"length_penalty\": %g, \"seconds\": %.3f}\n",
+               "\"tokens\": %zu, \"beam\": %d, \"length_penalty\": %g, \"coverage_penalty\": "
+               "%g, \"seconds\": %.3f}\n",
                s.sentences, b->score, s.chrf, b->precision[0], b->precision[1], b->precision[2],
                b->precision[3], b->bp, b->hyp_len, b->ref_len, s.nll, s.tokens, d.beam,
-               d.length_penalty, seconds);
+               d.length_penalty, d.coverage_penalty, seconds);
     } else {
-        printf("%s part of %s: %zu sentences, beam %d (length penalty %g), %.1fs\n", split_name,
-               data, s.sentences, d.beam, d.length_penalty, seconds);
+        printf("%s part of %s: %zu sentences, beam %d (length penalty %g, coverage penalty "
+               "%g), %.1fs\n", split_name, data, s.sentences, d.beam, d.length_penalty,
+               d.coverage_penalty, seconds);
         printf("BLEU %.2f (%.1f/%.1f/%.1f/%.1f, BP %.3f, ratio %.3f, hyp %zu, ref %zu tokens)\n",
                b->score, b->precision[0], b->precision[1], b->precision[2], b->precision[3], b->bp,
                b->ref_len ? (double)b->hyp_len / (double)b->ref_len : 0.0, b->hyp_len,

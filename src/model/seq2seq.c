@@ -52,6 +52,7 @@
 #define MAX_DECODE_LENGTH 65536
 #define MAX_MEMBERS RECUR_SEQ2SEQ_MAX_ENSEMBLE
 #define MAX_LENGTH_PENALTY 10.0f
+#define MAX_COVERAGE_PENALTY 10.0f
 #define CHUNKS 16 /* fixed split of the batch for the additive attention's dv */
 
 /* Pointers to each parameter (in params) or its gradient (in grads). */
@@ -1183,7 +1184,7 @@ int recur_seq2seq_train_step(recur_seq2seq *m, const recur_seq2seq_batch *batch,
 
 recur_seq2seq_decode_config recur_seq2seq_decode_config_default(void)
 {
-    return (recur_seq2seq_decode_config){5, 0.6f, 0};
+    return (recur_seq2seq_decode_config){5, 0.6f, 0, 0.0f};
 }
 
 /* One sentence's encoding and the decoder's per-step buffers for K rows. */
@@ -1339,6 +1340,16 @@ static double normalised(double score, int len, float alpha)
     return alpha == 0.0f ? score : score / pow((double)len, (double)alpha);
 }
 
+/* beta sum_j log min(c_j, 1) over the n source positions' coverage c (at
+ * most 0; a position never attended counts as 1e-10) */
+static double coverage_penalty(const double *c, int n, float beta)
+{
+    double sum = 0.0;
+    for (int j = 0; j < n; j++)
+        sum += c[j] >= 1.0 ? 0.0 : log(c[j] > 1e-10 ? c[j] : 1e-10);
+    return (double)beta * sum;
+}
+
 /* Reorders the decoder state of d's rows: row k continues row from[k]. */
 static int reorder_rows(const recur_seq2seq *m, decoding *d, const int *from)
 {
@@ -1362,11 +1373,13 @@ static int reorder_rows(const recur_seq2seq *m, decoding *d, const int *from)
  * to a new *out. Hypotheses live in the K rows of each stream; row k after
  * step t holds tokens tok[0..t][.] traced back through parent[t][k]. One
  * model scores by its own logits; several by the log of their mean
- * distribution (recur_log_mixture, into mix). */
-static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float alpha,
+ * distribution (recur_log_mixture, into mix). With a coverage penalty
+ * (beta > 0), cov[k] holds the attention row k's hypothesis gave each
+ * source position before this step, now[k] with this step's added. */
+static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float alpha, float beta,
                        int32_t **out, int *out_len)
 {
-    const int K = d[0].K, Vt = m[0]->config.tgt_vocab_size, L = d[0].max_len;
+    const int K = d[0].K, Vt = m[0]->config.tgt_vocab_size, L = d[0].max_len, n = d[0].n;
     const int expand = K < Vt - 2 ? K : Vt - 2; /* tokens 2..Vt-1 may be emitted */
     const float *member[MAX_MEMBERS];
     float *mix = count > 1 ? recur__malloc((size_t)K * Vt * sizeof *mix) : NULL;
@@ -1378,13 +1391,16 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
     double *score = recur__calloc(2 * (size_t)K, sizeof *score), *next_score = score + K;
     candidate *cand = recur__calloc((size_t)K * expand, sizeof *cand);
     candidate *top = recur__calloc((size_t)expand, sizeof *top);
+    double *cov = beta > 0.0f ? recur__calloc(2 * (size_t)K * n, sizeof *cov) : NULL;
+    double *now = cov ? cov + (size_t)K * n : NULL;
     int status = RECUR_OK, live = 1;
     /* the best finished hypothesis: its normalised score, tokens before
      * </s>, and the row it extends (after step best_len - 1) */
     bool found = false;
     double best_norm = -INFINITY;
     int best_len = 0, best_row = 0;
-    if (!tok || !tokens || !parent || !score || !cand || !top || !from || (count > 1 && !mix)) {
+    if (!tok || !tokens || !parent || !score || !cand || !top || !from || (count > 1 && !mix) ||
+        (beta > 0.0f && !cov)) {
         status = recur__error(RECUR_E_NOMEM, "out of memory in beam search");
         goto done;
     }
@@ -1399,6 +1415,13 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
         if (count > 1 && (status = recur_log_mixture(member, count, (size_t)live, Vt, mix)))
             goto done;
         const float *scores = count > 1 ? mix : d[0].logits;
+        if (cov)
+            for (size_t r = 0; r < (size_t)live * n; r++) {
+                double a = 0.0;
+                for (int i = 0; i < count; i++)
+                    a += (double)d[i].att[r];
+                now[r] = cov[r] + a / count;
+            }
         int nc = 0;
         for (int i = 0; i < live; i++) {
             const float *z = scores + (size_t)i * Vt;
@@ -1433,7 +1456,9 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
         int next = 0;
         for (int j = 0; j < nc && j < K; j++) {
             if (cand[j].token == RECUR_BPE_EOS) {
-                const double norm = normalised(cand[j].score, t + 1, alpha);
+                double norm = normalised(cand[j].score, t + 1, alpha);
+                if (cov)
+                    norm += coverage_penalty(now + (size_t)cand[j].hyp * n, n, beta);
                 if (!found || norm > best_norm) {
                     found = true;
                     best_norm = norm;
@@ -1459,6 +1484,8 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
         for (int k = 0; k < K; k++) {
             tokens[k] = tok[(size_t)t * K + (k < next ? k : 0)];
             score[k] = next_score[k < next ? k : 0];
+            if (cov)
+                memcpy(cov + (size_t)k * n, now + (size_t)from[k] * n, (size_t)n * sizeof *cov);
         }
         live = next;
     }
@@ -1485,6 +1512,7 @@ done:
     recur__free(top);
     recur__free(from);
     recur__free(mix);
+    recur__free(cov);
     return status;
 }
 
@@ -1552,6 +1580,9 @@ int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
     if (!(dc.length_penalty >= 0.0f && dc.length_penalty <= MAX_LENGTH_PENALTY))
         return recur__error(RECUR_E_INVALID, "decode config: length_penalty %g outside [0, %g]",
                             (double)dc.length_penalty, (double)MAX_LENGTH_PENALTY);
+    if (!(dc.coverage_penalty >= 0.0f && dc.coverage_penalty <= MAX_COVERAGE_PENALTY))
+        return recur__error(RECUR_E_INVALID, "decode config: coverage_penalty %g outside [0, %g]",
+                            (double)dc.coverage_penalty, (double)MAX_COVERAGE_PENALTY);
     if (dc.max_length < 0 || dc.max_length > MAX_DECODE_LENGTH)
         return recur__error(RECUR_E_INVALID, "decode config: max_length %d outside 0..%d",
                             dc.max_length, MAX_DECODE_LENGTH);
@@ -1574,7 +1605,8 @@ int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
     int32_t *seq = NULL;
     int len = 0;
     if (status == RECUR_OK)
-        status = beam_search(models, d, count, dc.length_penalty, &seq, &len);
+        status = beam_search(models, d, count, dc.length_penalty, dc.coverage_penalty, &seq,
+                             &len);
     if (status == RECUR_OK && attention)
         status = attention_rows(m, &d[0], seq, len, attention);
     for (int i = 0; i < count; i++)
@@ -1593,6 +1625,38 @@ int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
                             int *out_len, float **attention)
 {
     return recur_seq2seq_translate_ensemble(&m, 1, src, n, config, out, out_len, attention);
+}
+
+int recur_seq2seq_attention(recur_seq2seq *m, const int32_t *src, int n, const int32_t *tgt,
+                            int len, float **attention)
+{
+    if (attention)
+        *attention = NULL;
+    if (!m || !src || (!tgt && len > 0) || !attention)
+        return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: NULL argument");
+    if (n < 1 || n > MAX_STEPS)
+        return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: source length %d outside "
+                            "1..%d", n, MAX_STEPS);
+    if (len < 0 || len > MAX_DECODE_LENGTH)
+        return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: target length %d outside "
+                            "0..%d", len, MAX_DECODE_LENGTH);
+    for (int i = 0; i < n; i++)
+        if (src[i] < 0 || src[i] >= m->config.src_vocab_size)
+            return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: source id %d at "
+                                "position %d outside the source vocabulary 0..%d", (int)src[i],
+                                i, m->config.src_vocab_size - 1);
+    for (int i = 0; i < len; i++)
+        if (tgt[i] < 0 || tgt[i] >= m->config.tgt_vocab_size)
+            return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: target id %d at "
+                                "position %d outside the target vocabulary 0..%d", (int)tgt[i],
+                                i, m->config.tgt_vocab_size - 1);
+    decoding d;
+    memset(&d, 0, sizeof d);
+    int status = decoding_init(m, src, n, 1, &d);
+    if (status == RECUR_OK)
+        status = attention_rows(m, &d, tgt, len, attention);
+    decoding_free(&d);
+    return status;
 }
 
 /* ---- checkpoints ------------------------------------------------------------------------ */
