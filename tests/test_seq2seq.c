@@ -890,6 +890,20 @@ static void test_coverage_penalty(void)
                 recur_free(out[1]);
             }
         }
+        /* an ensemble of the model with itself: the same mean attention, the same choice */
+        for (int b = 0; b < 2; b++) {
+            recur_seq2seq_decode_config dc = {4, 1.0f, max_len, betas[b]};
+            recur_seq2seq *pair[2] = {m, m};
+            int32_t *out[2] = {NULL, NULL};
+            int len[2] = {-1, -2};
+            CHECK_OK(recur_seq2seq_translate(m, src, n, &dc, &out[0], &len[0], NULL));
+            CHECK_OK(recur_seq2seq_translate_ensemble(pair, 2, src, n, &dc, &out[1], &len[1],
+                                                      NULL));
+            CHECK(len[0] == len[1] &&
+                  (len[0] <= 0 || memcmp(out[0], out[1], (size_t)len[0] * sizeof(int32_t)) == 0));
+            recur_free(out[0]);
+            recur_free(out[1]);
+        }
         /* the attention of a given translation is what decoding reports for it */
         recur_seq2seq_decode_config dc = {4, 0.6f, 6, 0.0f};
         int32_t *out = NULL;
@@ -909,11 +923,13 @@ static void test_coverage_penalty(void)
     recur_seq2seq *m = make_model(&c, 81);
     if (!m)
         return;
-    const int32_t src[4] = {3, 5, 4, 3}, bad[2] = {3, 6};
+    const int32_t src[4] = {3, 5, 4, 3}, bad[2] = {3, 6}, special[2] = {3, 2};
     float *att = (float *)&att;
     CHECK_STATUS(recur_seq2seq_attention(m, src, n, bad, 2, &att), RECUR_E_INVALID);
     CHECK_ERROR_MENTIONS("target id 6 at position 1");
     CHECK(att == NULL);
+    CHECK_STATUS(recur_seq2seq_attention(m, src, n, special, 2, &att), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("target id 2 at position 1");
     CHECK_STATUS(recur_seq2seq_attention(m, src, n, bad, -1, &att), RECUR_E_INVALID);
     CHECK_STATUS(recur_seq2seq_attention(m, src, 0, bad, 1, &att), RECUR_E_INVALID);
     CHECK_STATUS(recur_seq2seq_attention(m, bad, 2, src, 1, &att), RECUR_E_INVALID);

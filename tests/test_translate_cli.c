@@ -466,7 +466,7 @@ static void test_init(void)
     /* the architecture comes from the model (repeating a value is allowed); the dropout not
      * given is the model's; a tiny rate leaves the weights as they were */
     CHECK_EXIT(run("init", "translate", "train", "--init", model, "--data", data, "--hidden", "32",
-                   "--embed-dropout", "0.05", "--lr", "1e-9", "--log-every", "10",
+                   "--vocab", "300", "--embed-dropout", "0.05", "--lr", "1e-9", "--log-every", "10",
                    "--val-every", "0", "--save-every", "10", "--steps", "20", "--out",
                    path_of("init"), NULL),
                0);
@@ -496,13 +496,19 @@ static void test_init(void)
     free(before);
     free(after);
     stdin_path = "/dev/null";
-    /* a fine-tuning run resumes like any other */
+    /* a fine-tuning run resumes like any other; the dropout taken from the model may be
+     * repeated as the user would write it */
     CHECK_EXIT(run("init_resume", "translate", "train", "--out", path_of("init"), "--resume",
-                   "--steps", "30", NULL),
+                   "--dropout", "0.1", "--steps", "30", NULL),
                0);
     CHECK_STDERR_MENTIONS("resuming");
     CHECK_STDERR_MENTIONS("step 30/30");
-    /* refused: another architecture, another language pair, no such file, not a model */
+    /* refused: --init on resuming a run that did not start from a model; another
+     * architecture, another language pair, no such file, not a model */
+    CHECK_EXIT(run("init_on_resume", "translate", "train", "--out", path_of("full"), "--resume",
+                   "--init", model, "--steps", "500", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--init starts a new run");
     CHECK_EXIT(run("init_hidden", "translate", "train", "--init", model, "--data", data,
                    "--hidden", "64", "--steps", "1", "--out", path_of("init_bad"), NULL),
                2);
@@ -520,7 +526,7 @@ static void test_init(void)
                    path_of("pairs_id.tsv"), "--source", "id", "--steps", "1", "--out",
                    path_of("init_bad"), NULL),
                2);
-    CHECK_STDERR_MENTIONS("translates de -> en");
+    CHECK_STDERR_MENTIONS("--source id differs from --init");
     CHECK_EXIT(run("init_missing", "translate", "train", "--init", path_of("none.safetensors"),
                    "--data", data, "--steps", "1", "--out", path_of("init_bad"), NULL),
                1);

@@ -203,7 +203,8 @@ RECUR_API int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int
  * a new [len + 1, n] array (free with recur_free): row i is the attention
  * while predicting tgt[i] (row len: </s>), each row summing to 1. For
  * inspecting alignments of reference translations. RECUR_E_INVALID names
- * a bad id (with its position) or length. */
+ * a bad id (with its position; target ids are subwords, not <pad>, <s> or
+ * </s>) or length. */
 RECUR_API int recur_seq2seq_attention(recur_seq2seq *model, const int32_t *src, int n,
                                       const int32_t *tgt, int len, float **attention);
 

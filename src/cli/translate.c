@@ -214,8 +214,8 @@ int translate_model_load(const char *cmd, const char *path, tr_model *m)
         status = translate_model_read(st, path, m);
     recur_st_free(st);
     if (status)
-        return cli_fail(cmd, "--model is a checkpoint written by 'recur translate train' "
-                        "(best.safetensors or latest.safetensors in its run folder).", "%s",
+        return cli_fail(cmd, "--model and --init take a checkpoint written by 'recur translate "
+                        "train' (best.safetensors or latest.safetensors in its run folder).", "%s",
                         recur_last_error());
     return CLI_OK;
 }

@@ -24,6 +24,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ typedef struct tt_run {
     trainer *t;
     tr_model model;
     recur_train_state *resumed;
+    tr_model init;         /* --init's model, until init_model takes it over */
     tr_pairs train, extra, val;
     tt_data data;
     tr_batch_buf buf;
@@ -348,6 +350,7 @@ static int tt_save(void *ctx, const char *path, recur_train_state *ts)
 static void free_run(tt_run *r)
 {
     translate_model_free(&r->model);
+    translate_model_free(&r->init);
     recur_train_state_free(r->resumed);
     translate_pairs_free(&r->train);
     translate_pairs_free(&r->extra);
@@ -391,27 +394,57 @@ static int make_model(tt_run *r)
     return CLI_OK;
 }
 
-/* --init: the model of CKPT (BPE, architecture, weights) with this run's
+/* A float option's value as the double its shortest decimal reads as (0.1f
+ * as 0.1), so that the value stored with the run's options is the one a
+ * user would type. */
+static double decimal(float f)
+{
+    char text[32];
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(text, sizeof text, "%.*g", digits, (double)f);
+        if ((float)strtod(text, NULL) == f)
+            return strtod(text, NULL);
+    }
+    return (double)f;
+}
+
+/* --init, before the data are read: loads CKPT into r->init. The language
+ * pair is the model's unless --source/--target are given (then they must
+ * match). */
+static int init_load(tt_run *r, cli_option *options)
+{
+    tt_opts *o = r->o;
+    if (translate_model_load(r->cmd, o->init, &r->init))
+        return CLI_FAILURE;
+    const char *ends[2] = {r->init.source, r->init.target};
+    const char **dest[2] = {&o->source, &o->target};
+    const char *names[2] = {"source", "target"};
+    for (int k = 0; k < 2; k++) {
+        if (!cli_find(options, names[k])->given)
+            *dest[k] = ends[k];
+        else if (strcmp(*dest[k], ends[k]) != 0)
+            return cli_usage(r->cmd, "--%s %s differs from --init %s, which translates %s -> %s",
+                             names[k], *dest[k], o->init, r->init.source, r->init.target);
+    }
+    return CLI_OK;
+}
+
+/* --init: the model of r->init (BPE, architecture, weights) with this run's
  * dropouts where given. The architecture options, which it fixes, may only
- * repeat its values; they and the dropouts then hold its values, so that
- * the run's stored options describe the model. */
+ * repeat its values (--vocab: the size asked for, at least the BPE's, as
+ * the BPE may stop short of it); those not given and the dropouts then
+ * hold its values, so that the run's stored options describe the model. */
 static int init_model(tt_run *r, cli_option *options)
 {
     tt_opts *o = r->o;
-    tr_model init;
-    memset(&init, 0, sizeof init);
-    if (translate_model_load(r->cmd, o->init, &init))
-        return CLI_FAILURE;
-    const recur_seq2seq_config *ic = recur_seq2seq_get_config(init.net);
-    int rc = CLI_OK;
-    if (strcmp(init.source, o->source) != 0 || strcmp(init.target, o->target) != 0) {
-        rc = cli_usage(r->cmd, "--init %s translates %s -> %s, not --source %s -> --target %s",
-                       o->init, init.source, init.target, o->source, o->target);
-        goto done;
-    }
-    /* what the model fixes, as the options' values */
+    const recur_seq2seq_config *ic = recur_seq2seq_get_config(r->init.net);
+    const int bpe_size = recur_bpe_size(r->init.bpe);
+    if (cli_find(options, "vocab")->given && o->vocab < bpe_size)
+        return cli_usage(r->cmd, "--vocab %d is below --init %s's %d subwords (the model fixes "
+                         "it; leave it out)", o->vocab, o->init, bpe_size);
+    if (!cli_find(options, "vocab")->given)
+        o->vocab = bpe_size;
     const struct { const char *name; int *dest; int value; } ints[] = {
-        {"vocab", &o->vocab, recur_bpe_size(init.bpe)},
         {"embed", &o->embed, ic->embedding_size},
         {"hidden", &o->hidden, ic->hidden_size},
         {"layers", &o->layers, ic->encoder_layers},
@@ -425,20 +458,17 @@ static int init_model(tt_run *r, cli_option *options)
         {"attention", &o->attention, recur_attention_name(ic->attention)},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        if (cli_find(options, ints[i].name)->given && *ints[i].dest != ints[i].value) {
-            rc = cli_usage(r->cmd, "--%s %d differs from --init %s's %d (the model fixes it; "
-                           "leave it out)", ints[i].name, *ints[i].dest, o->init, ints[i].value);
-            goto done;
-        }
+        if (cli_find(options, ints[i].name)->given && *ints[i].dest != ints[i].value)
+            return cli_usage(r->cmd, "--%s %d differs from --init %s's %d (the model fixes it; "
+                             "leave it out)", ints[i].name, *ints[i].dest, o->init,
+                             ints[i].value);
         *ints[i].dest = ints[i].value;
     }
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        if (cli_find(options, names[i].name)->given && strcmp(*names[i].dest, names[i].value)) {
-            rc = cli_usage(r->cmd, "--%s %s differs from --init %s's %s (the model fixes it; "
-                           "leave it out)", names[i].name, *names[i].dest, o->init,
-                           names[i].value);
-            goto done;
-        }
+        if (cli_find(options, names[i].name)->given && strcmp(*names[i].dest, names[i].value))
+            return cli_usage(r->cmd, "--%s %s differs from --init %s's %s (the model fixes it; "
+                             "leave it out)", names[i].name, *names[i].dest, o->init,
+                             names[i].value);
         *names[i].dest = names[i].value;
     }
     const struct { const char *name; double *dest; float value; } drops[] = {
@@ -449,30 +479,25 @@ static int init_model(tt_run *r, cli_option *options)
     };
     for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++)
         if (!cli_find(options, drops[i].name)->given)
-            *drops[i].dest = drops[i].value;
+            *drops[i].dest = decimal(drops[i].value);
     /* the same network with this run's dropouts, holding CKPT's weights */
     recur_seq2seq_config c = *ic;
     c.dropout = (float)o->dropout;
     c.embedding_dropout = (float)o->embed_dropout;
     c.word_dropout = (float)o->word_dropout;
     c.hidden_dropout = (float)o->hidden_dropout;
-    if (recur_seq2seq_config_check(&c)) {
-        rc = cli_usage(r->cmd, "model settings: %s", recur_last_error());
-        goto done;
-    }
-    if (recur_seq2seq_create(&c, &r->model.net)) {
-        rc = cli_fail(r->cmd, "", "cannot create the model: %s", recur_last_error());
-        goto done;
-    }
-    memcpy(recur_seq2seq_params(r->model.net), recur_seq2seq_params(init.net),
-           recur_seq2seq_size(init.net) * sizeof(float));
-    r->model.bpe = init.bpe;
-    init.bpe = NULL;
-    snprintf(r->model.source, sizeof r->model.source, "%s", init.source);
-    snprintf(r->model.target, sizeof r->model.target, "%s", init.target);
-done:
-    translate_model_free(&init);
-    return rc;
+    if (recur_seq2seq_config_check(&c))
+        return cli_usage(r->cmd, "model settings: %s", recur_last_error());
+    if (recur_seq2seq_create(&c, &r->model.net))
+        return cli_fail(r->cmd, "", "cannot create the model: %s", recur_last_error());
+    memcpy(recur_seq2seq_params(r->model.net), recur_seq2seq_params(r->init.net),
+           recur_seq2seq_size(r->init.net) * sizeof(float));
+    r->model.bpe = r->init.bpe;
+    r->init.bpe = NULL;
+    snprintf(r->model.source, sizeof r->model.source, "%s", r->init.source);
+    snprintf(r->model.target, sizeof r->model.target, "%s", r->init.target);
+    translate_model_free(&r->init);
+    return CLI_OK;
 }
 
 /* "runs/translate-<data file name>" */
@@ -594,7 +619,7 @@ int cmd_translate_train(int argc, char **argv)
         rc = cli_usage(cmd, "--data FILE is required");
         goto done;
     }
-    if (!to.resume && o.tie_embeddings && o.embed != o.hidden) {
+    if (!to.resume && !o.init && o.tie_embeddings && o.embed != o.hidden) {
         rc = cli_usage(cmd, "--tie-embeddings needs --embed (%d) = --hidden (%d)", o.embed,
                        o.hidden);
         goto done;
@@ -637,6 +662,18 @@ int cmd_translate_train(int argc, char **argv)
             goto done;
         }
     }
+    if (r.resumed && cli_find(options, "init")->given) {
+        bool stored = false; /* then trainer_resume compared it */
+        for (int i = 0; i < r.resumed->option_count; i++)
+            stored = stored || strcmp(r.resumed->option_names[i], "init") == 0;
+        if (!stored) {
+            rc = cli_usage(cmd, "--init starts a new run from a model; --resume continues the run "
+                           "in --out, which did not start from one (leave out --init)");
+            goto done;
+        }
+    }
+    if (!r.resumed && o.init && (rc = init_load(&r, options)))
+        goto done;
     if ((rc = trainer_prepare(r.t)))
         goto done;
     if ((rc = translate_read_pairs(cmd, o.data, o.source, o.target, TR_TRAIN, &r.train)) ||

@@ -1,6 +1,7 @@
 /* rng.c - xoshiro256** (Blackman & Vigna 2018) seeded through splitmix64.
  * All state is in the caller's recur_rng; there is no global generator. */
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -21,11 +22,11 @@ void recur_rng_seed(recur_rng *rng, uint64_t seed)
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t recur_rng_next(recur_rng *rng)
+/* One xoshiro256** step on the state s[4]: the next output. */
+static inline uint64_t step(uint64_t *s)
 {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
+    const uint64_t result = rotl(s[1] * 5, 7) * 9;
+    const uint64_t t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];
     s[1] ^= s[2];
@@ -35,28 +36,18 @@ uint64_t recur_rng_next(recur_rng *rng)
     return result;
 }
 
+uint64_t recur_rng_next(recur_rng *rng) { return step(rng->s); }
+
 void recur__rng_dropout_mask(recur_rng *rng, size_t n, float p, float keep, float *mask)
 {
     /* recur_rng_uniform(rng) < p, with u = k / 2^24 for the integer k = next >> 40, is
-     * k < p * 2^24 (exact in float), that is k < ceil(p * 2^24); the generator's state
-     * stays in registers */
-    const uint64_t limit = (uint64_t)ceilf(p * 16777216.0f);
-    uint64_t s0 = rng->s[0], s1 = rng->s[1], s2 = rng->s[2], s3 = rng->s[3];
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t result = rotl(s1 * 5, 7) * 9;
-        const uint64_t t = s1 << 17;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = rotl(s3, 45);
-        mask[i] = (result >> 40) < limit ? 0.0f : keep;
-    }
-    rng->s[0] = s0;
-    rng->s[1] = s1;
-    rng->s[2] = s2;
-    rng->s[3] = s3;
+     * k < p * 2^24 (exact in float), that is k < ceil(p * 2^24); the state is a local
+     * copy, kept in registers. p <= 0 (or NaN) drops nothing, as the comparison would. */
+    const uint64_t limit = p > 0.0f ? (uint64_t)ceilf((p < 1.0f ? p : 1.0f) * 16777216.0f) : 0;
+    uint64_t s[4] = {rng->s[0], rng->s[1], rng->s[2], rng->s[3]};
+    for (size_t i = 0; i < n; i++)
+        mask[i] = (step(s) >> 40) < limit ? 0.0f : keep;
+    memcpy(rng->s, s, sizeof s);
 }
 
 float recur_rng_uniform(recur_rng *rng)

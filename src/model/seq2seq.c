@@ -1541,6 +1541,20 @@ static int attention_rows(recur_seq2seq *m, decoding *d, const int32_t *seq, int
     return RECUR_OK;
 }
 
+/* A source sentence of n ids for model m; fn names the function in errors. */
+static int check_source(const recur_seq2seq *m, const int32_t *src, int n, const char *fn)
+{
+    if (n < 1 || n > MAX_STEPS)
+        return recur__error(RECUR_E_INVALID, "%s: source length %d outside 1..%d", fn, n,
+                            MAX_STEPS);
+    for (int i = 0; i < n; i++)
+        if (src[i] < 0 || src[i] >= m->config.src_vocab_size)
+            return recur__error(RECUR_E_INVALID, "%s: source id %d at position %d outside the "
+                                "source vocabulary 0..%d", fn, (int)src[i], i,
+                                m->config.src_vocab_size - 1);
+    return RECUR_OK;
+}
+
 int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
                                      const int32_t *src, int n,
                                      const recur_seq2seq_decode_config *config, int32_t **out,
@@ -1571,9 +1585,9 @@ int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
     recur_seq2seq *m = models[0];
     const recur_seq2seq_decode_config dc = config ? *config
                                                   : recur_seq2seq_decode_config_default();
-    if (n < 1 || n > MAX_STEPS)
-        return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate: source length %d outside "
-                            "1..%d", n, MAX_STEPS);
+    int status = check_source(m, src, n, "recur_seq2seq_translate");
+    if (status)
+        return status;
     if (dc.beam_width < 1 || dc.beam_width > MAX_BEAM)
         return recur__error(RECUR_E_INVALID, "decode config: beam_width %d outside 1..%d",
                             dc.beam_width, MAX_BEAM);
@@ -1586,18 +1600,12 @@ int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
     if (dc.max_length < 0 || dc.max_length > MAX_DECODE_LENGTH)
         return recur__error(RECUR_E_INVALID, "decode config: max_length %d outside 0..%d",
                             dc.max_length, MAX_DECODE_LENGTH);
-    for (int i = 0; i < n; i++)
-        if (src[i] < 0 || src[i] >= m->config.src_vocab_size)
-            return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate: source id %d at "
-                                "position %d outside the source vocabulary 0..%d", (int)src[i],
-                                i, m->config.src_vocab_size - 1);
     decoding d[MAX_MEMBERS];
     memset(d, 0, sizeof d);
     const long fallback = 2L * n + 10;
     const int max_len = dc.max_length > 0 ? dc.max_length
                                           : (int)(fallback < MAX_DECODE_LENGTH ? fallback
                                                                               : MAX_DECODE_LENGTH);
-    int status = RECUR_OK;
     for (int i = 0; status == RECUR_OK && i < count; i++) {
         d[i].max_len = max_len;
         status = decoding_init(models[i], src, n, dc.beam_width, &d[i]);
@@ -1634,25 +1642,21 @@ int recur_seq2seq_attention(recur_seq2seq *m, const int32_t *src, int n, const i
         *attention = NULL;
     if (!m || !src || (!tgt && len > 0) || !attention)
         return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: NULL argument");
-    if (n < 1 || n > MAX_STEPS)
-        return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: source length %d outside "
-                            "1..%d", n, MAX_STEPS);
+    int status = check_source(m, src, n, "recur_seq2seq_attention");
+    if (status)
+        return status;
     if (len < 0 || len > MAX_DECODE_LENGTH)
         return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: target length %d outside "
                             "0..%d", len, MAX_DECODE_LENGTH);
-    for (int i = 0; i < n; i++)
-        if (src[i] < 0 || src[i] >= m->config.src_vocab_size)
-            return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: source id %d at "
-                                "position %d outside the source vocabulary 0..%d", (int)src[i],
-                                i, m->config.src_vocab_size - 1);
     for (int i = 0; i < len; i++)
-        if (tgt[i] < 0 || tgt[i] >= m->config.tgt_vocab_size)
+        if (tgt[i] < RECUR_BPE_FIRST_BYTE || tgt[i] >= m->config.tgt_vocab_size)
             return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: target id %d at "
-                                "position %d outside the target vocabulary 0..%d", (int)tgt[i],
-                                i, m->config.tgt_vocab_size - 1);
+                                "position %d outside %d..%d (no <pad>, <s> or </s>)",
+                                (int)tgt[i], i, RECUR_BPE_FIRST_BYTE,
+                                m->config.tgt_vocab_size - 1);
     decoding d;
     memset(&d, 0, sizeof d);
-    int status = decoding_init(m, src, n, 1, &d);
+    status = decoding_init(m, src, n, 1, &d);
     if (status == RECUR_OK)
         status = attention_rows(m, &d, tgt, len, attention);
     decoding_free(&d);
