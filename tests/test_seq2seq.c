@@ -742,17 +742,12 @@ static void test_ensemble(void)
     recur_seq2seq_free(b);
 }
 
-/* With a beam wide enough to keep every hypothesis, the search is
- * exhaustive: its result is the best sequence by normalised score among
- * all 40 of length <= 3 over 3 tokens, hence never worse than greedy. */
-static void test_beam(void)
+/* Every output of at most 3 tokens over the ids 3..5 (40 of them): their
+ * tokens and lengths; returns the count. */
+static int all_outputs(int32_t all[40][3], int all_len[40])
 {
-    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 6, 4,
-                                          6);
-    const int max_len = 3;
-    int32_t all[40][3];
-    int all_len[40], count = 0;
-    for (int len = 0; len <= max_len; len++) {
+    int count = 0;
+    for (int len = 0; len <= 3; len++) {
         int total = 1;
         for (int i = 0; i < len; i++)
             total *= 3;
@@ -763,6 +758,20 @@ static void test_beam(void)
         }
     }
     CHECK(count == 40);
+    return count;
+}
+
+/* With a beam wide enough to keep every hypothesis, the search is
+ * exhaustive: its result is the best sequence by normalised score among
+ * all 40 of length <= 3 over 3 tokens, hence never worse than greedy. */
+static void test_beam(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 6, 4,
+                                          6);
+    const int max_len = 3;
+    int32_t all[40][3];
+    int all_len[40];
+    const int count = all_outputs(all, all_len);
     const float alphas[3] = {0.0f, 0.6f, 1.5f};
     int strictly_better = 0;
     for (int seed = 0; seed < 4; seed++) {
@@ -814,17 +823,8 @@ static void test_coverage_penalty(void)
                                           6);
     const int max_len = 3, n = 4;
     int32_t all[40][3];
-    int all_len[40], count = 0;
-    for (int len = 0; len <= max_len; len++) {
-        int total = 1;
-        for (int i = 0; i < len; i++)
-            total *= 3;
-        for (int code = 0; code < total; code++, count++) {
-            all_len[count] = len;
-            for (int i = 0, x = code; i < len; i++, x /= 3)
-                all[count][i] = 3 + x % 3;
-        }
-    }
+    int all_len[40];
+    const int count = all_outputs(all, all_len);
     const float alphas[2] = {0.0f, 1.0f}, betas[2] = {0.4f, 2.0f};
     int changed = 0;
     for (int seed = 0; seed < 4; seed++) {
