@@ -3,7 +3,8 @@
  * incremental learner against a plain recount-everything learner written
  * here, encoding as learning segmented, round trips on random byte strings
  * and random UTF-8, decoding errors and U+FFFD, and the JSON form with its
- * malformed cases. */
+ * malformed cases; BPE-dropout. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -729,6 +730,116 @@ static void test_errors(void)
     recur_bpe_free(NULL);
 }
 
+/* ---- BPE-dropout ------------------------------------------------------------------- */
+
+/* recur_bpe_encode_dropout(s) gives valid tokens that join to s; *count back. */
+static int dropout_joins(const recur_bpe *bpe, const char *s, size_t n, float p, recur_rng *rng,
+                         int32_t **ids, size_t *count)
+{
+    if (recur_bpe_encode_dropout(bpe, s, n, p, rng, ids, count) != RECUR_OK)
+        return 0;
+    size_t at = 0;
+    for (size_t i = 0; i < *count; i++) {
+        size_t tl = 0;
+        const char *tok = recur_bpe_token(bpe, (*ids)[i], &tl);
+        if ((*ids)[i] < RECUR_BPE_FIRST_BYTE || !tok || at + tl > n || memcmp(tok, s + at, tl))
+            return 0;
+        at += tl;
+    }
+    return at == n;
+}
+
+static void test_dropout(void)
+{
+    recur_bpe *bpe = learn_texts(corpus, CORPUS_N, 600);
+    if (!bpe)
+        return;
+    recur_rng rng, before;
+    recur_rng_seed(&rng, 77);
+    /* Dropout 0 is recur_bpe_encode and draws nothing; dropout 1 leaves the single bytes;
+     * in between, more tokens the higher the rate, and the same draws give the same tokens. */
+    size_t total[4] = {0, 0, 0, 0}, bytes = 0;
+    const float rates[4] = {0.0f, 0.1f, 0.5f, 1.0f};
+    int bad = 0;
+    for (int round = 0; round < 20; round++)
+        for (size_t i = 0; i < CORPUS_N; i++) {
+            const char *s = corpus[i];
+            const size_t n = strlen(s);
+            int32_t *plain = NULL;
+            size_t plain_n = 0;
+            CHECK_OK(recur_bpe_encode(bpe, s, n, &plain, &plain_n));
+            bytes += n;
+            for (int r = 0; r < 4; r++) {
+                int32_t *ids = NULL, *again = NULL;
+                size_t count = 0, again_n = 0;
+                before = rng;
+                bad += !dropout_joins(bpe, s, n, rates[r], &rng, &ids, &count);
+                total[r] += count;
+                if (r == 0)
+                    bad += memcmp(&rng, &before, sizeof rng) != 0 || count != plain_n ||
+                           memcmp(ids, plain, count * sizeof *ids) != 0;
+                if (r == 3)
+                    for (size_t k = 0; k < count; k++)
+                        bad += ids[k] != B(s[k]);
+                recur_rng replay = before;
+                bad += !dropout_joins(bpe, s, n, rates[r], &replay, &again, &again_n) ||
+                       again_n != count || memcmp(again, ids, count * sizeof *ids) != 0 ||
+                       memcmp(&replay, &rng, sizeof rng) != 0;
+                recur_free(ids);
+                recur_free(again);
+            }
+            recur_free(plain);
+        }
+    CHECK_MSG(bad == 0, "%d failures", bad);
+    CHECK_MSG(total[0] < total[1] && total[1] < total[2] && total[2] < total[3] &&
+              total[3] == bytes, "tokens at dropout 0/.1/.5/1: %zu %zu %zu %zu (%zu bytes)",
+              total[0], total[1], total[2], total[3], bytes);
+    /* Random UTF-8 round trips at dropout 0.3 (arbitrary bytes included). */
+    char s[200];
+    for (int round = 0; round < 2000 && !bad; round++) {
+        const size_t n = (size_t)recur_rng_below(&rng, sizeof s);
+        for (size_t k = 0; k < n; k++)
+            s[k] = recur_rng_below(&rng, 3) ? corpus[round % CORPUS_N][k % 20]
+                                            : (char)recur_rng_below(&rng, 256);
+        int32_t *ids = NULL;
+        size_t count = 0;
+        bad += !dropout_joins(bpe, s, n, 0.3f, &rng, &ids, &count);
+        recur_free(ids);
+    }
+    CHECK_MSG(bad == 0, "%d random strings did not join back", bad);
+    recur_bpe_free(bpe);
+
+    /* One merge (a b): "ab" stays two tokens with probability p. */
+    const char *t[] = {"ab ab"};
+    bpe = learn_texts(t, 1, RECUR_BPE_BASE + 1);
+    if (!bpe)
+        return;
+    int split = 0;
+    const int draws = 20000;
+    for (int i = 0; i < draws; i++) {
+        int32_t *ids = NULL;
+        size_t count = 0;
+        CHECK_OK(recur_bpe_encode_dropout(bpe, "ab", 2, 0.3f, &rng, &ids, &count));
+        split += count == 2;
+        recur_free(ids);
+    }
+    CHECK_MSG(fabs((double)split / draws - 0.3) < 0.02, "split %d of %d at dropout 0.3", split,
+              draws);
+    int32_t *ids = NULL;
+    size_t count = 0;
+    CHECK_STATUS(recur_bpe_encode_dropout(bpe, "ab", 2, 0.1f, NULL, &ids, &count),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_bpe_encode_dropout(bpe, "ab", 2, 1.5f, &rng, &ids, &count),
+                 RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("dropout 1.5 outside [0, 1]");
+    CHECK_STATUS(recur_bpe_encode_dropout(bpe, "ab", 2, NAN, &rng, &ids, &count),
+                 RECUR_E_INVALID);
+    CHECK_OK(recur_bpe_encode_dropout(bpe, "ab", 2, 0.0f, NULL, &ids, &count));
+    CHECK(count == 1 && ids[0] == RECUR_BPE_BASE);
+    recur_free(ids);
+    recur_bpe_free(bpe);
+}
+
 /* ---- out of memory ---------------------------------------------------------------- */
 
 static long alloc_budget; /* allocations left before the next one fails */
@@ -795,6 +906,7 @@ int main(void)
     test_json_round_trip();
     test_json_malformed();
     test_errors();
+    test_dropout();
     test_out_of_memory();
     CHECK_DONE();
 }

@@ -2,7 +2,8 @@
  * argv[1], else RECUR_BINARY_DIR/recur) on a small synthetic pair file
  * written to a fresh temporary folder: --help and usage errors (exit 2);
  * train with the shared trainer's progress line and checkpoints; resume
- * exactness (N steps == N/2 + --resume to N: the same loss rows and the
+ * exactness (N steps == N/2 + --resume to N, also with dropouts and
+ * --bpe-dropout: the same loss rows and the
  * same translations); a toy word-for-word language learnt well enough that
  * greedy translations mostly match; translating stdin (one line out per
  * line in, deterministic, --attention JSON lines whose rows sum to 1,
@@ -189,6 +190,46 @@ static void test_train_resume_translate(void)
         free(a);
         free(b);
     }
+    /* --bpe-dropout: every epoch segments the pairs afresh from (seed, epoch), so a run
+     * resumed across an epoch's end (about 68 steps an epoch here) repeats the uninterrupted
+     * one; the segmentation, and so the loss, differs from the full one's */
+    for (int k = 0; k < 4; k++) {
+        static const char *const tags[] = {"bd_full", "bd_half", "bd_resume", "bd_none"};
+        const char *out = path_of(k == 0 ? "bd_full" : k == 3 ? "bd_none" : "bd_half");
+        char out_dir[600];
+        snprintf(out_dir, sizeof out_dir, "%s", out);
+        if (k != 2)
+            CHECK_EXIT(run(tags[k], "translate", "train", "--data", data, "--vocab", "300",
+                           "--embed", "8", "--hidden", "8", "--batch", "16", "--bpe-dropout",
+                           k == 3 ? "0" : "0.3", "--log-every", "10", "--val-every", "0",
+                           "--save-every", "50", "--out", out_dir, "--steps",
+                           k == 1 ? "50" : "100", NULL),
+                       0);
+        else
+            CHECK_EXIT(run(tags[k], "translate", "train", "--out", out_dir, "--resume", "--steps",
+                           "100", NULL),
+                       0);
+    }
+    for (int step = 10; step <= 100; step += 10) {
+        char *a = metrics_row(path_of("bd_full/metrics.csv"), step);
+        char *b = metrics_row(path_of("bd_half/metrics.csv"), step);
+        char *c = metrics_row(path_of("bd_none/metrics.csv"), step);
+        CHECK_MSG(a && same_fields(a, b, 3), "step %d: metrics '%s' vs resumed '%s'", step,
+                  a ? a : "(none)", b ? b : "(none)");
+        CHECK_MSG(a && c && !same_fields(a, c, 3), "step %d: BPE-dropout changed nothing: '%s'",
+                  step, a ? a : "(none)");
+        free(a);
+        free(b);
+        free(c);
+    }
+    CHECK_EXIT(run("resume_bpe_dropout", "translate", "train", "--out", path_of("bd_half"),
+                   "--resume", "--bpe-dropout", "0.1", "--steps", "120", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--bpe-dropout 0.1 differs");
+    CHECK_EXIT(run("bpe_dropout_range", "translate", "train", "--data", data, "--bpe-dropout",
+                   "1", "--out", path_of("bd_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--bpe-dropout");
     /* --repeat N: the training part's pairs N times an epoch */
     long kept[2] = {0, 0};
     for (int k = 0; k < 2; k++) {

@@ -60,6 +60,17 @@ RECUR_API const char *recur_bpe_token(const recur_bpe *bpe, int32_t id, size_t *
  * RECUR_E_INVALID for a NULL argument. */
 RECUR_API int recur_bpe_encode(const recur_bpe *bpe, const char *text, size_t len, int32_t **ids,
                                size_t *n);
+/* BPE-dropout (Provilkov et al. 2020), for training: as recur_bpe_encode,
+ * except that each merge, when its turn comes, is skipped with probability
+ * dropout (draws from rng); a skipped occurrence stays two tokens unless a
+ * neighbouring merge later makes it part of another pair. The tokens still
+ * join to text, so decoding gives text back; dropout 0 gives exactly
+ * recur_bpe_encode's tokens (and draws nothing), dropout 1 the single
+ * bytes. The same rng state gives the same tokens. RECUR_E_INVALID for a
+ * NULL argument (rng may be NULL when dropout is 0) or dropout outside
+ * [0, 1]. */
+RECUR_API int recur_bpe_encode_dropout(const recur_bpe *bpe, const char *text, size_t len,
+                                       float dropout, recur_rng *rng, int32_t **ids, size_t *n);
 /* ids -> *text (new, NUL-terminated, free with recur_free), *len bytes (len
  * may be NULL; the text may hold NUL bytes). Specials are skipped. Bytes
  * that do not form valid UTF-8 (from ids that no UTF-8 text encodes to, or

@@ -37,18 +37,27 @@
 
 typedef struct tt_opts {
     const char *data, *extra, *source, *target, *cell, *attention, *batch_by, *init;
+    const char *bpe_dropout_sides;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
-    double dropout, embed_dropout, word_dropout, hidden_dropout, label_smoothing;
+    double dropout, embed_dropout, word_dropout, hidden_dropout, label_smoothing, bpe_dropout;
     int tie_embeddings, lexical;
     int64_t val_sentences;
 } tt_opts;
 
-/* Encoded training pairs, all in two id pools. */
+/* Encoded training pairs, all in one id pool; with --bpe-dropout each epoch
+ * segments them afresh into the epoch pool. */
 typedef struct tt_data {
     size_t count;
-    int32_t **src, **tgt; /* [count] into the pools */
+    int32_t **src, **tgt; /* [count] into the pools: this epoch's segmentation */
     int *src_len, *tgt_len;
     int32_t *pool;
+    /* --bpe-dropout: each example's texts and full segmentation (in pool) */
+    const char **src_text, **tgt_text;
+    int32_t **full_src, **full_tgt;
+    int *full_src_len, *full_tgt_len;
+    int32_t *epoch_pool;
+    size_t epoch_pool_cap;
+    size_t *epoch_at; /* [2 * count] offsets into epoch_pool, SIZE_MAX: the full segmentation */
 } tt_data;
 
 typedef struct tt_run {
@@ -77,8 +86,9 @@ typedef struct tt_run {
 static const char *const cell_choices[] = {"gru", "lstm", "rnn_tanh", "rnn_relu", NULL};
 static const char *const attention_choices[] = {"general", "dot", "additive", NULL};
 static const char *const batch_by_choices[] = {"source", "longer", NULL};
+static const char *const sides_choices[] = {"source", "both", NULL};
 
-enum { STREAM_PERM = 0x7a11, WINDOW_BATCHES = 64 };
+enum { STREAM_PERM = 0x7a11, STREAM_BPE = 0xb9e0, WINDOW_BATCHES = 64 };
 
 /* ---- data ------------------------------------------------------------------------- */
 
@@ -89,6 +99,14 @@ static void data_free(tt_data *d)
     free(d->src_len);
     free(d->tgt_len);
     free(d->pool);
+    free(d->src_text);
+    free(d->tgt_text);
+    free(d->full_src);
+    free(d->full_tgt);
+    free(d->full_src_len);
+    free(d->full_tgt_len);
+    free(d->epoch_pool);
+    free(d->epoch_at);
     memset(d, 0, sizeof *d);
 }
 
@@ -104,10 +122,13 @@ static int encode_data(tt_run *r)
     d->tgt = malloc(total * sizeof *d->tgt);
     d->src_len = malloc(total * sizeof *d->src_len);
     d->tgt_len = malloc(total * sizeof *d->tgt_len);
+    d->src_text = malloc(total * sizeof *d->src_text);
+    d->tgt_text = malloc(total * sizeof *d->tgt_text);
     size_t *offsets = malloc(2 * total * sizeof *offsets);
     size_t pool_cap = 1 << 20, pool_used = 0, dropped = 0, empty = 0;
     d->pool = malloc(pool_cap * sizeof *d->pool);
-    if (!d->src || !d->tgt || !d->src_len || !d->tgt_len || !offsets || !d->pool) {
+    if (!d->src || !d->tgt || !d->src_len || !d->tgt_len || !d->src_text || !d->tgt_text ||
+        !offsets || !d->pool) {
         free(offsets);
         return cli_fail(r->cmd, "", "out of memory encoding the pairs");
     }
@@ -152,6 +173,8 @@ static int encode_data(tt_run *r)
             pool_used += n[1];
             d->src_len[d->count] = (int)n[0];
             d->tgt_len[d->count] = (int)n[1];
+            d->src_text[d->count] = text[0];
+            d->tgt_text[d->count] = text[1];
             d->count++;
             kept_train += part == 0;
             for (int side = 0; side < 2; side++) {
@@ -174,8 +197,24 @@ static int encode_data(tt_run *r)
             d->tgt[d->count] = d->tgt[i];
             d->src_len[d->count] = d->src_len[i];
             d->tgt_len[d->count] = d->tgt_len[i];
+            d->src_text[d->count] = d->src_text[i];
+            d->tgt_text[d->count] = d->tgt_text[i];
             d->count++;
         }
+    if (r->o->bpe_dropout > 0.0 && d->count) {
+        const size_t c = d->count;
+        d->full_src = malloc(c * sizeof *d->full_src);
+        d->full_tgt = malloc(c * sizeof *d->full_tgt);
+        d->full_src_len = malloc(c * sizeof *d->full_src_len);
+        d->full_tgt_len = malloc(c * sizeof *d->full_tgt_len);
+        d->epoch_at = malloc(2 * c * sizeof *d->epoch_at);
+        if (!d->full_src || !d->full_tgt || !d->full_src_len || !d->full_tgt_len || !d->epoch_at)
+            return cli_fail(r->cmd, "", "out of memory encoding the pairs");
+        memcpy(d->full_src, d->src, c * sizeof *d->src);
+        memcpy(d->full_tgt, d->tgt, c * sizeof *d->tgt);
+        memcpy(d->full_src_len, d->src_len, c * sizeof *d->src_len);
+        memcpy(d->full_tgt_len, d->tgt_len, c * sizeof *d->tgt_len);
+    }
     r->data_hash = h;
     if (d->count == 0)
         return cli_fail(r->cmd, "Raise --max-len.", "no training pair is within --max-len %d "
@@ -230,9 +269,69 @@ static int by_longer_side(const void *a, const void *b)
     return by_source_length(a, b);
 }
 
-/* The order of epoch e's examples and its batches (see the file comment). */
-static void plan_epoch(tt_run *r)
+/* --bpe-dropout: segments every example's source (--bpe-dropout-sides both:
+ * and target) afresh for epoch r->epoch (draws from (seed, epoch), so a
+ * resumed run segments as the first did). A side that comes out longer than
+ * --max-len keeps its full segmentation. */
+static int resegment(tt_run *r)
 {
+    tt_data *d = &r->data;
+    const float p = (float)r->o->bpe_dropout;
+    const size_t max_len = (size_t)r->o->max_len;
+    recur_rng rng;
+    recur_rng_seed(&rng, ((uint64_t)r->to->seed * 0x9e3779b97f4a7c15ull) ^ STREAM_BPE ^
+                             ((uint64_t)r->epoch << 20));
+    const int sides = strcmp(r->o->bpe_dropout_sides, "both") == 0 ? 2 : 1;
+    size_t used = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        d->epoch_at[2 * i + 1] = SIZE_MAX;
+        for (int side = 0; side < sides; side++) {
+            const char *text = side ? d->tgt_text[i] : d->src_text[i];
+            int32_t *ids = NULL;
+            size_t n = 0;
+            int status = recur_bpe_encode_dropout(r->model.bpe, text, strlen(text), p, &rng, &ids,
+                                                  &n);
+            if (status)
+                return status;
+            d->epoch_at[2 * i + (size_t)side] = SIZE_MAX;
+            if (n + (size_t)side <= max_len) {
+                if (used + n > d->epoch_pool_cap) {
+                    const size_t cap = 2 * d->epoch_pool_cap + n + (1 << 20);
+                    int32_t *pool = realloc(d->epoch_pool, cap * sizeof *pool);
+                    if (!pool) {
+                        recur_free(ids);
+                        return recur_set_error(RECUR_E_NOMEM, "out of memory segmenting the "
+                                               "pairs (--bpe-dropout)");
+                    }
+                    d->epoch_pool = pool;
+                    d->epoch_pool_cap = cap;
+                }
+                memcpy(d->epoch_pool + used, ids, n * sizeof *ids);
+                d->epoch_at[2 * i + (size_t)side] = used;
+                (side ? d->tgt_len : d->src_len)[i] = (int)n;
+                used += n;
+            }
+            recur_free(ids);
+        }
+    }
+    for (size_t i = 0; i < d->count; i++) {
+        const size_t s = d->epoch_at[2 * i], t = d->epoch_at[2 * i + 1];
+        d->src[i] = s == SIZE_MAX ? d->full_src[i] : d->epoch_pool + s;
+        d->tgt[i] = t == SIZE_MAX ? d->full_tgt[i] : d->epoch_pool + t;
+        if (s == SIZE_MAX)
+            d->src_len[i] = d->full_src_len[i];
+        if (t == SIZE_MAX)
+            d->tgt_len[i] = d->full_tgt_len[i];
+    }
+    return RECUR_OK;
+}
+
+/* The order of epoch e's examples and its batches (see the file comment). */
+static int plan_epoch(tt_run *r)
+{
+    int status = r->o->bpe_dropout > 0.0 ? resegment(r) : RECUR_OK;
+    if (status)
+        return status;
     const size_t N = r->data.count, B = r->global_batch;
     recur_rng rng;
     recur_rng_seed(&rng, ((uint64_t)r->to->seed * 0x9e3779b97f4a7c15ull) ^ STREAM_PERM ^
@@ -257,6 +356,7 @@ static void plan_epoch(tt_run *r)
         r->starts[j] = tmp;
     }
     r->plan_epoch = r->epoch;
+    return RECUR_OK;
 }
 
 /* ---- trainer callbacks ---------------------------------------------------------- */
@@ -266,8 +366,9 @@ static void plan_epoch(tt_run *r)
 static int tt_step(void *ctx, recur_rng *rng, double *loss, double *items)
 {
     tt_run *r = ctx;
-    if (r->plan_epoch != r->epoch)
-        plan_epoch(r);
+    int status = r->plan_epoch != r->epoch ? plan_epoch(r) : RECUR_OK;
+    if (status)
+        return status;
     const size_t first = r->starts[r->index], N = r->data.count;
     const size_t size = N - first < r->global_batch ? N - first : r->global_batch;
     size_t lo, hi, tokens = 0, all_tokens = 0; /* target tokens: each sentence's and </s> */
@@ -294,8 +395,8 @@ static int tt_step(void *ctx, recur_rng *rng, double *loss, double *items)
     *loss = 0.0;
     if (hi == lo)
         return RECUR_OK; /* MPI: nothing of this batch is ours: no gradient, no loss */
-    int status = translate_batch_fill(&r->buf, (int)(hi - lo), r->bsrc, r->bsrc_len, r->btgt,
-                                      r->btgt_len);
+    status = translate_batch_fill(&r->buf, (int)(hi - lo), r->bsrc, r->bsrc_len, r->btgt,
+                                  r->btgt_len);
     if (status)
         return status;
     status = recur_seq2seq_train_step(r->model.net, &r->buf.batch, (float)r->o->label_smoothing,
@@ -519,7 +620,8 @@ int cmd_translate_train(int argc, char **argv)
                  .attention = "additive", .vocab = 8000, .max_len = 64, .embed = 256,
                  .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
                  .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
-                 .val_sentences = 500, .repeat = 1, .batch_by = "source"};
+                 .val_sentences = 500, .repeat = 1, .batch_by = "source",
+                 .bpe_dropout_sides = "source"};
     trainer_options to;
     trainer_options_default(&to);
     to.lr = 1e-3;
@@ -579,6 +681,13 @@ int cmd_translate_train(int argc, char **argv)
          "training loss", 0, 0.99, NULL, NULL, FROZEN, 0},
         {"batch", CLI_INT, &o.batch, "B", "sentence pairs a step", 1, 1 << 16, NULL, NULL,
          FROZEN, 0},
+        {"bpe-dropout", CLI_DOUBLE, &o.bpe_dropout, "P", "BPE-dropout (Provilkov et al. "
+         "2020): each epoch segments the training pairs afresh, skipping each merge with "
+         "probability P (validation and translation use the full segmentation)", 0, 0.99, NULL,
+         NULL, FROZEN, 0},
+        {"bpe-dropout-sides", CLI_CHOICE, &o.bpe_dropout_sides, "SIDES", "source: segment only "
+         "the source afresh; both: the target too (on the benchmark's data the target's "
+         "broken words cost BLEU, docs/translate.md)", 0, 0, sides_choices, NULL, FROZEN, 0},
         {"repeat", CLI_INT, &o.repeat, "N", "each pair of --data's training part appears N "
          "times an epoch (oversamples the sentences against the --extra pairs)", 1, 1000, NULL,
          NULL, FROZEN, 0},

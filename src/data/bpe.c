@@ -21,10 +21,13 @@
  * of symbols, so a long piece costs O(n log n)). This reproduces learning's
  * segmentation of every training piece. Encoded pieces are cached (piece
  * bytes -> ids) in the recur_bpe, behind a mutex, so that encoding a corpus
- * costs about one hash lookup per piece.
+ * costs about one hash lookup per piece. BPE-dropout (training) skips each
+ * merge with probability p as it surfaces from the heap, and bypasses the
+ * cache.
  *
- * Leaves out: BPE dropout, pre-tokenization by Unicode category (every byte
+ * Leaves out: pre-tokenization by Unicode category (every byte
  * >= 0x80 counts as a letter), merges across pieces. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <threads.h>
@@ -895,9 +898,11 @@ static int32_t merge_rank(const recur_bpe *bpe, int32_t first, int32_t second)
     return rank ? *rank : -1;
 }
 
-/* Encodes the piece s[0..n) (n >= 1) into w->ids[0..*count). */
+/* Encodes the piece s[0..n) (n >= 1) into w->ids[0..*count). With rng (BPE-dropout), each
+ * merge, when its turn comes, is skipped with probability dropout: that occurrence stays
+ * unmerged unless a neighbour's merge makes it a new pair. */
 static void encode_piece(const recur_bpe *bpe, piece_work *w, const unsigned char *s, size_t n,
-                         size_t *count)
+                         float dropout, recur_rng *rng, size_t *count)
 {
     const int32_t len = (int32_t)n;
     int32_t *ids = w->ids, *next = w->next, *prev = w->prev;
@@ -918,6 +923,8 @@ static void encode_piece(const recur_bpe *bpe, piece_work *w, const unsigned cha
         const rank_entry e = rank_pop(w->heap, &heap_n);
         const int32_t i = e.pos;
         if (ids[i] < 0 || next[i] >= len || merge_rank(bpe, ids[i], ids[next[i]]) != e.rank)
+            continue;
+        if (rng && recur_rng_uniform(rng) < dropout)
             continue;
         const int32_t j = next[i];
         ids[i] = RECUR_BPE_BASE + e.rank;
@@ -1010,10 +1017,10 @@ static void cache_add(piece_cache *c, const unsigned char *s, size_t n, uint64_t
     c->slots[at] = (int32_t)(++c->entry_n);
 }
 
-int recur_bpe_encode(const recur_bpe *bpe, const char *text, size_t len, int32_t **ids, size_t *n)
+/* recur_bpe_encode and, with rng, recur_bpe_encode_dropout (which bypasses the cache). */
+static int encode_text(const recur_bpe *bpe, const char *text, size_t len, float dropout,
+                       recur_rng *rng, int32_t **ids, size_t *n)
 {
-    if (!bpe || !ids || !n || (!text && len))
-        return recur__error(RECUR_E_INVALID, "recur_bpe_encode: NULL argument");
     *ids = NULL;
     *n = 0;
     if (len == 0)
@@ -1042,9 +1049,9 @@ int recur_bpe_encode(const recur_bpe *bpe, const char *text, size_t len, int32_t
             out[out_n++] = RECUR_BPE_FIRST_BYTE + p[0];
             continue;
         }
-        const uint64_t h = piece_len <= CACHE_MAX_PIECE ? hash_bytes(p, piece_len) : 0;
-        const cache_entry *hit =
-            piece_len <= CACHE_MAX_PIECE ? cache_find(&shared->cache, p, piece_len, h) : NULL;
+        const bool cached = !rng && piece_len <= CACHE_MAX_PIECE;
+        const uint64_t h = cached ? hash_bytes(p, piece_len) : 0;
+        const cache_entry *hit = cached ? cache_find(&shared->cache, p, piece_len, h) : NULL;
         if (hit) {
             memcpy(out + out_n, shared->cache.ids + hit->ids_at, hit->ids_len * sizeof *out);
             out_n += hit->ids_len;
@@ -1055,10 +1062,10 @@ int recur_bpe_encode(const recur_bpe *bpe, const char *text, size_t len, int32_t
             break;
         }
         size_t count;
-        encode_piece(bpe, &work, p, piece_len, &count);
+        encode_piece(bpe, &work, p, piece_len, dropout, rng, &count);
         memcpy(out + out_n, work.ids, count * sizeof *out);
         out_n += count;
-        if (piece_len <= CACHE_MAX_PIECE)
+        if (cached)
             cache_add(&shared->cache, p, piece_len, h, work.ids, count);
     }
     mtx_unlock(&shared->lock);
@@ -1071,6 +1078,24 @@ int recur_bpe_encode(const recur_bpe *bpe, const char *text, size_t len, int32_t
     *ids = out;
     *n = out_n;
     return RECUR_OK;
+}
+
+int recur_bpe_encode(const recur_bpe *bpe, const char *text, size_t len, int32_t **ids, size_t *n)
+{
+    if (!bpe || !ids || !n || (!text && len))
+        return recur__error(RECUR_E_INVALID, "recur_bpe_encode: NULL argument");
+    return encode_text(bpe, text, len, 0.0f, NULL, ids, n);
+}
+
+int recur_bpe_encode_dropout(const recur_bpe *bpe, const char *text, size_t len, float dropout,
+                             recur_rng *rng, int32_t **ids, size_t *n)
+{
+    if (!bpe || !ids || !n || (!text && len) || (!rng && dropout > 0.0f))
+        return recur__error(RECUR_E_INVALID, "recur_bpe_encode_dropout: NULL argument");
+    if (!(dropout >= 0.0f && dropout <= 1.0f))
+        return recur__error(RECUR_E_INVALID, "recur_bpe_encode_dropout: dropout %g outside [0, 1]",
+                            (double)dropout);
+    return encode_text(bpe, text, len, dropout, dropout > 0.0f ? rng : NULL, ids, n);
 }
 
 /* ---- decoding ----------------------------------------------------------------------- */
