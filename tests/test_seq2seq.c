@@ -319,6 +319,22 @@ static void test_gradients(void)
     c.hidden_dropout = 0.4f;
     c.lexical = 1;
     gradient_case("lstm dot 2+2 hidden dropout, lexical", &c, 0.0f, 27);
+    /* input feeding: the gradient also flows back through o_{t-1} into the decoder */
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 11, 5, 5);
+    c.input_feeding = 1;
+    c.tie_embeddings = 1;
+    c.dropout = 0.3f;
+    c.embedding_dropout = 0.1f;
+    gradient_case("gru additive bi 1+1 input feeding, tied, dropouts", &c, 0.1f, 28);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 1, 11, 4, 5);
+    c.input_feeding = 1;
+    c.lexical = 1;
+    c.word_dropout = 0.2f;
+    gradient_case("lstm general 2+1 input feeding, lexical", &c, 0.0f, 29);
+    c = small_config(RECUR_CELL_RNN_TANH, RECUR_ATTENTION_DOT, 0, 1, 1, 11, 4, 4);
+    c.input_feeding = 1;
+    c.dropout = 0.2f;
+    gradient_case("rnn_tanh dot 1+1 input feeding", &c, 0.05f, 30);
 }
 
 /* Tied embeddings: the model equals an untied one whose head.weight is a copy
@@ -528,6 +544,12 @@ static void test_padding(void)
     c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 13, 6, 7);
     c.lexical = 1;
     padding_case(&c, 26);
+    c.lexical = 0;
+    c.input_feeding = 1;
+    padding_case(&c, 27);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 1, 1, 13, 6, 7);
+    c.input_feeding = 1;
+    padding_case(&c, 28);
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -562,19 +584,22 @@ static void test_greedy(void)
     const struct {
         recur_cell cell;
         recur_attention attention;
-        int bi, Le, Ld, lexical;
+        int bi, Le, Ld, lexical, feeding;
     } cases[] = {
-        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 0},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2, 0},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2, 0},
-        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1, 0},
-        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 1},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 0, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2, 0, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2, 0, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1, 0, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 1, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 0, 1},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 1, 1, 1},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         recur_seq2seq_config c = small_config(cases[k].cell, cases[k].attention, cases[k].bi,
                                               cases[k].Le, cases[k].Ld, 12, 6, 8);
         c.dropout = 0.5f; /* training only: decoding must ignore it */
         c.lexical = cases[k].lexical;
+        c.input_feeding = cases[k].feeding;
         recur_seq2seq *m = make_model(&c, 31 + k);
         if (!m)
             continue;
@@ -764,10 +789,8 @@ static int all_outputs(int32_t all[40][3], int all_len[40])
 /* With a beam wide enough to keep every hypothesis, the search is
  * exhaustive: its result is the best sequence by normalised score among
  * all 40 of length <= 3 over 3 tokens, hence never worse than greedy. */
-static void test_beam(void)
+static void beam_case(const recur_seq2seq_config *c, uint64_t first_seed, const char *what)
 {
-    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 6, 4,
-                                          6);
     const int max_len = 3;
     int32_t all[40][3];
     int all_len[40];
@@ -775,7 +798,7 @@ static void test_beam(void)
     const float alphas[3] = {0.0f, 0.6f, 1.5f};
     int strictly_better = 0;
     for (int seed = 0; seed < 4; seed++) {
-        recur_seq2seq *m = make_model(&c, 51 + seed);
+        recur_seq2seq *m = make_model(c, first_seed + seed);
         if (!m)
             continue;
         const int32_t src[4] = {3, 5, 4, 3};
@@ -800,15 +823,26 @@ static void test_beam(void)
                                 : -INFINITY;
                 recur_free(out);
             }
-            CHECK_MSG(got[1] >= best - 1e-5, "seed %d alpha %g: beam found %.6f, best is %.6f",
-                      seed, (double)alpha, got[1], best);
-            CHECK_MSG(got[1] >= got[0] - 1e-5, "seed %d alpha %g: beam %.6f worse than greedy "
-                      "%.6f", seed, (double)alpha, got[1], got[0]);
+            CHECK_MSG(got[1] >= best - 1e-5, "%s seed %d alpha %g: beam found %.6f, best is %.6f",
+                      what, seed, (double)alpha, got[1], best);
+            CHECK_MSG(got[1] >= got[0] - 1e-5, "%s seed %d alpha %g: beam %.6f worse than greedy "
+                      "%.6f", what, seed, (double)alpha, got[1], got[0]);
             strictly_better += got[1] > got[0] + 1e-6;
         }
         recur_seq2seq_free(m);
     }
-    CHECK_MSG(strictly_better > 0, "the wide beam never beat greedy: the test is too easy");
+    CHECK_MSG(strictly_better > 0, "%s: the wide beam never beat greedy: the test is too easy",
+              what);
+}
+
+static void test_beam(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 6, 4,
+                                          6);
+    beam_case(&c, 51, "plain");
+    /* input feeding: each hypothesis' o_{t-1} must follow it through the reordering */
+    c.input_feeding = 1;
+    beam_case(&c, 61, "input feeding");
 }
 
 /* The coverage penalty, exhaustively as in test_beam: the wide beam's result
@@ -1086,7 +1120,7 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
         snprintf(fields[nf][1], 64, __VA_ARGS__);                                      \
         nf++;                                                                          \
     } while (0)
-    FIELD("format", "%d", c->lexical ? 3 : c->tie_embeddings ? 2 : 1);
+    FIELD("format", "%d", c->input_feeding ? 4 : c->lexical ? 3 : c->tie_embeddings ? 2 : 1);
     FIELD("cell", "\"%s\"", recur_cell_name(c->cell));
     FIELD("src_vocab_size", "%d", c->src_vocab_size);
     FIELD("tgt_vocab_size", "%d", c->tgt_vocab_size);
@@ -1102,6 +1136,8 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
     FIELD("tie_embeddings", "%s", c->tie_embeddings ? "true" : "false");
     if (c->lexical)
         FIELD("lexical", "%s", "true");
+    if (c->input_feeding)
+        FIELD("input_feeding", "%s", "true");
     if (c->hidden_dropout > 0.0f)
         FIELD("hidden_dropout", "%g", (double)c->hidden_dropout);
 #undef FIELD
@@ -1304,6 +1340,44 @@ static void test_checkpoint(void)
         recur_seq2seq_free(bad_read);
         recur_seq2seq_free(lm);
     }
+    /* input feeding round-trips (format 4); described without it, decoder.weight_ih_l0 is
+     * too wide */
+    {
+        recur_seq2seq_config cf = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_ADDITIVE, 1, 1,
+                                               1, 14, 6, 5);
+        cf.input_feeding = 1;
+        recur_seq2seq *fm = make_model(&cf, 86), *fback = NULL;
+        recur_st_writer *fw = NULL;
+        CHECK_OK(recur_st_writer_create(&fw));
+        CHECK_OK(recur_seq2seq_write(fm, fw));
+        recur_st *fst = roundtrip(fw);
+        const char *text = fst ? recur_st_metadata(fst, "recur_seq2seq") : NULL;
+        CHECK(text && strstr(text, "\"format\":4") && strstr(text, "\"input_feeding\":true"));
+        const recur_param_view *wih = recur_seq2seq_tensor_find(fm, "decoder.weight_ih_l0");
+        CHECK(wih && wih->shape[0] == 4 * 5 && wih->shape[1] == 6 + 5);
+        CHECK_OK(recur_seq2seq_read(fst, "feeding.safetensors", &fback));
+        CHECK(fback && memcmp(recur_seq2seq_get_config(fback), recur_seq2seq_get_config(fm),
+                              sizeof cf) == 0);
+        CHECK(fback && memcmp(recur_seq2seq_params(fback), recur_seq2seq_params(fm),
+                              recur_seq2seq_size(fm) * sizeof(float)) == 0);
+        recur_seq2seq_free(fback);
+        recur_st_free(fst);
+        recur_st_writer_free(fw);
+        char fmeta[1024];
+        meta_text(fmeta, sizeof fmeta, &cf, "input_feeding", "false");
+        recur_seq2seq *bad_read = NULL;
+        CHECK_STATUS(read_damaged(fm, &(damage){fmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("tensor \"decoder.weight_ih_l0\"");
+        recur_seq2seq_free(bad_read);
+        meta_text(fmeta, sizeof fmeta, &cf, "input_feeding", "\"yes\"");
+        bad_read = NULL;
+        CHECK_STATUS(read_damaged(fm, &(damage){fmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("input_feeding");
+        recur_seq2seq_free(bad_read);
+        recur_seq2seq_free(fm);
+    }
     /* optimizer and trainer state beside the model are allowed */
     char meta[1024];
     meta_text(meta, sizeof meta, &c, NULL, NULL);
@@ -1342,7 +1416,7 @@ static void test_checkpoint(void)
         {"format", NULL, RECUR_E_FORMAT, "format"},
         {"format", "\"1\"", RECUR_E_FORMAT, "format"},
         {"format", "0", RECUR_E_FORMAT, "format"},
-        {"format", "4", RECUR_E_UNSUPPORTED, "newer"},
+        {"format", "5", RECUR_E_UNSUPPORTED, "newer"},
         {"cell", "\"transformer\"", RECUR_E_FORMAT, "cell"},
         {"cell", "3", RECUR_E_FORMAT, "cell"},
         {"attention", "\"location\"", RECUR_E_FORMAT, "attention"},
@@ -1404,20 +1478,22 @@ static void test_errors(void)
         recur_seq2seq_config c;
         const char *mention;
     } bad[] = {
-        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "src_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "embedding_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "hidden_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "encoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0}, "decoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0, 0}, "attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0}, "dot attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0, 0}, "dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0, 0}, "embedding_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0, 0}, "word_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 1.5f}, "hidden_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0, 0}, "tie_embeddings"},
-        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0, 0, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0, 0, 0}, "embedding_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0, 0, 0}, "word_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 1.5f, 0}, "hidden_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0, 0, 0}, "tie_embeddings"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 2, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 1}, "input_feeding"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, .2f, 1}, "hidden_dropout 0"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int dummy = 0;

@@ -285,6 +285,35 @@ static void test_train_resume_translate(void)
                0);
     CHECK_STDERR_MENTIONS("with a lexical shortcut");
 
+    /* --input-feeding: the model line says so, the checkpoint translates and resumes; with
+     * two decoder layers it is refused */
+    CHECK_EXIT(run("train_feeding", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "8", "--batch", "16", "--steps", "2",
+                   "--input-feeding", "--out", path_of("feeding"), NULL),
+               0);
+    CHECK_STDERR_MENTIONS("additive attention, input feeding");
+    stdin_path = input;
+    write_text(input, "ich sehe den hund\nder hund sieht mich\n");
+    CHECK_EXIT(run("tr_feeding", "translate", "--model", path_of("feeding/latest.safetensors"),
+                   "--beam", "3", NULL),
+               0);
+    CHECK(count_lines(last_out) == 2);
+    stdin_path = "/dev/null";
+    CHECK_EXIT(run("resume_feeding", "translate", "train", "--out", path_of("feeding"),
+                   "--resume", "--steps", "3", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("input feeding");
+    CHECK_EXIT(run("feeding_layers", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "8", "--steps", "2", "--input-feeding",
+                   "--decoder-layers", "2", "--out", path_of("feeding_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("input_feeding needs decoder_layers 1");
+    CHECK(access(path_of("feeding_bad/latest.safetensors"), F_OK) != 0);
+    CHECK_EXIT(run("resume_feeding_off", "translate", "train", "--out", path_of("lexical"),
+                   "--resume", "--input-feeding", "--steps", "4", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--input-feeding");
+
     /* a changed model option on --resume is refused */
     CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
                    "--hidden", "64", "--steps", "500", NULL),

@@ -19,8 +19,12 @@
  *
  * The decoder reads the target sentence shifted right (<s> y1 y2 ...) and
  * predicts (y1 y2 ... </s>); ids come from recur/bpe.h (0 pad, 1 <s>,
- * 2 </s>). Whole target sequences go through the core time loop at once
- * (no input feeding), so training costs two stack passes per batch.
+ * 2 </s>). Whole target sequences go through the core time loop at once,
+ * so training costs two stack passes per batch. With input feeding
+ * (Luong et al. 2015, section 3.3) the decoder's input at step t is
+ * [E_tgt[y_{t-1}]; o_{t-1}] (o_{-1} = 0; in training o after dropout), so
+ * the recurrence knows the earlier attention outputs; the decoder then
+ * steps one target position at a time (one layer only).
  *
  * Parameters, one flat array in this order (names as in the checkpoint):
  *   src_embedding.weight [Vs, E], encoder.<PyTorch names of nn.GRU/LSTM>,
@@ -81,6 +85,9 @@ typedef struct recur_seq2seq_config {
                                 (before the attention's keys and context) and the top decoder
                                 layer's outputs q_t (before the attention's query and the
                                 combine layer); 0 in checkpoints written before it existed */
+    int input_feeding;       /* non-zero: the decoder also reads o_{t-1} (Luong et al. 2015):
+                                decoder.weight_ih_l0 is [G*Hd, E + Hd], its columns E.. for
+                                o_{t-1}; needs decoder_layers 1 and hidden_dropout 0 */
 } recur_seq2seq_config;
 
 /* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
@@ -217,9 +224,9 @@ RECUR_API int recur_seq2seq_evaluate_logits(recur_seq2seq *model, const recur_se
 
 /* ---- Checkpoints --------------------------------------------------------- */
 
-/* the newest format written: 3 with the lexical shortcut, 2 for tied embeddings, 1
- * otherwise */
-#define RECUR_SEQ2SEQ_FORMAT 3
+/* the newest format written: 4 with input feeding, 3 with the lexical shortcut, 2 for
+ * tied embeddings, 1 otherwise */
+#define RECUR_SEQ2SEQ_FORMAT 4
 
 /* The tensors (F32, names above) and the "recur_seq2seq" metadata (a JSON
  * object with "format" and every config field). Tensors are borrowed until

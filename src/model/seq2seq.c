@@ -26,7 +26,22 @@
  * tanh(wq + wk) in the backward instead of keeping [B, T, S, A].
  * Every buffer lives in one workspace sized for a (S, T, B) capacity.
  * Decoding encodes one sentence (B = 1) and runs the decoder through the
- * core's streaming API with one batch row per beam hypothesis. */
+ * core's streaming API with one batch row per beam hypothesis.
+ *
+ * Input feeding (config input_feeding, Luong et al. 2015) makes the
+ * decoder's input [x_t; od_{t-1}], od the combine output after dropout
+ * (od_{-1} = 0). Its recurrence then passes through the attention, so
+ * feed_forward and feed_backward step the one decoder layer through the
+ * target positions themselves, with the core's cell kernels (cell.h):
+ *   xg    = x_tgt W_ih[:, :E]^T                   [T*B, G*H]  one product
+ *   per step t:
+ *     xg_t += od_{t-1} W_ih[:, E:]^T,  q_t = cell(xg_t, q_{t-1} W_hh^T)
+ *     a_t, ctx_t as above (one query per sentence), o_t, od_t over [B] rows
+ * and the head after the loop over the rows with a target. The backward
+ * runs the steps in reverse: at step t the gradient of o_t is the head's
+ * plus dxg_{t+1} W_ih[:, E:] (what od_t fed forward), and dq_t (combine
+ * and attention) joins the carried recurrent gradient before the cell's
+ * backward; the weight gradients are products over all steps afterwards. */
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -38,6 +53,7 @@
 
 #include "internal.h"
 #include "io/json_util.h"
+#include "nn/rnn_internal.h"
 #include "recur/bpe.h"
 #include "recur/lm.h"
 #include "recur/nn.h"
@@ -113,6 +129,15 @@ typedef struct workspace {
     float *ds;               /* [B, DH] */
     float *dhn;              /* [Le*D, B, H] */
     float *dv_part;          /* [CHUNKS, A] */
+    /* input feeding only: */
+    float *xg;               /* [T*B, G*H] the decoder's input projection */
+    float *act;              /* [T*B, G*H] the cell's saved activations */
+    float *aux;              /* [T*B, H] GRU: W_hn q_{t-1} + b_hn */
+    float *cs;               /* [(T+1)*B, H] LSTM: c_{-1} = 0, c_0, .. */
+    float *hg;               /* [B, G*H] q_{t-1} W_hh^T */
+    float *dgx, *dgh;        /* [T*B, G*H] the cell's gate gradients (dgh: GRU only) */
+    float *hin;              /* [T*B, H] the head's input rows */
+    float *dh_run, *dh_tot, *dc_run, *dfeed; /* [B, H] */
 } workspace;
 
 struct recur_seq2seq {
@@ -120,6 +145,7 @@ struct recur_seq2seq {
     int D, H;                /* encoder directions, width of every stack */
     int DH, A, X;            /* encoder output D*H, attention width (additive), combine
                               * input DH + H (+ E with the lexical shortcut) */
+    int G;                   /* the cell's gates */
     recur_rnn *encoder, *decoder;
     float *params, *grads;   /* [size] */
     size_t size;
@@ -182,7 +208,7 @@ static recur_rnn_config stack_config(const recur_seq2seq_config *c, int encoder)
 {
     recur_rnn_config r = recur_rnn_config_default();
     r.cell = c->cell;
-    r.input_size = c->embedding_size;
+    r.input_size = c->embedding_size + (!encoder && c->input_feeding ? c->hidden_size : 0);
     r.hidden_size = c->hidden_size;
     r.num_layers = encoder ? c->encoder_layers : c->decoder_layers;
     r.bidirectional = encoder && c->bidirectional ? 1 : 0;
@@ -231,6 +257,15 @@ int recur_seq2seq_config_check(const recur_seq2seq_config *c)
     if (!(c->hidden_dropout >= 0.0f && c->hidden_dropout < 1.0f))
         return recur__error(RECUR_E_INVALID, "seq2seq config: hidden_dropout %g outside [0, 1)",
                             (double)c->hidden_dropout);
+    if (c->input_feeding && c->decoder_layers != 1)
+        return recur__error(RECUR_E_INVALID, "seq2seq config: input_feeding needs "
+                            "decoder_layers 1 (not %d)", c->decoder_layers);
+    if (c->input_feeding && c->hidden_dropout > 0.0f)
+        return recur__error(RECUR_E_INVALID, "seq2seq config: input_feeding needs "
+                            "hidden_dropout 0 (not %g)", (double)c->hidden_dropout);
+    if (c->input_feeding && c->hidden_size > MAX_DIM - c->embedding_size)
+        return recur__error(RECUR_E_INVALID, "seq2seq config: input_feeding needs "
+                            "embedding_size + hidden_size <= %d", MAX_DIM);
     if (c->tie_embeddings && c->embedding_size != c->hidden_size)
         return recur__error(RECUR_E_INVALID, "seq2seq config: tie_embeddings needs "
                             "embedding_size (%d) == hidden_size (%d)", c->embedding_size,
@@ -349,6 +384,8 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
     m->config.bidirectional = c->bidirectional ? 1 : 0;
     m->config.tie_embeddings = c->tie_embeddings ? 1 : 0;
     m->config.lexical = c->lexical ? 1 : 0;
+    m->config.input_feeding = c->input_feeding ? 1 : 0;
+    m->G = recur_cell_gates(c->cell);
     m->D = c->bidirectional ? 2 : 1;
     m->H = c->hidden_size;
     m->DH = m->D * m->H;
@@ -552,6 +589,22 @@ static void layout(const recur_seq2seq *m, workspace *ws, carver *cv)
     ws->ds = carve(cv, B, DH);
     ws->dhn = carve(cv, enc_states, 1);
     ws->dv_part = A ? carve(cv, CHUNKS, A) : NULL;
+    if (c->input_feeding) {
+        const size_t GH = (size_t)m->G * H;
+        const cell_ops *cell = recur__rnn_cell_ops(m->decoder);
+        ws->xg = carve(cv, rt, GH);
+        ws->act = carve(cv, rt, GH);
+        ws->aux = cell->has_aux ? carve(cv, rt, H) : NULL;
+        ws->cs = cell->has_c ? carve(cv, rt + B, H) : NULL;
+        ws->hg = carve(cv, B, GH);
+        ws->dgx = carve(cv, rt, GH);
+        ws->dgh = cell->split_dgh ? carve(cv, rt, GH) : NULL;
+        ws->hin = carve(cv, rt, H);
+        ws->dh_run = carve(cv, B, H);
+        ws->dh_tot = carve(cv, B, H);
+        ws->dc_run = cell->has_c ? carve(cv, B, H) : NULL;
+        ws->dfeed = carve(cv, B, H);
+    }
 }
 
 static int reserve(recur_seq2seq *m, int S, int T, int B)
@@ -588,7 +641,9 @@ static int reserve(recur_seq2seq *m, int S, int T, int B)
     layout(m, &grown, &cv);
     *ws = grown;
     int status = recur_rnn_reserve(m->encoder, grown.S, grown.B);
-    return status ? status : recur_rnn_reserve(m->decoder, grown.T, grown.B);
+    /* the input-feeding decoder keeps its steps in this workspace */
+    return status || m->config.input_feeding ? status
+                                             : recur_rnn_reserve(m->decoder, grown.T, grown.B);
 }
 
 /* ---- batch checks ------------------------------------------------------------------ */
@@ -856,6 +911,113 @@ static const float *keys_of(const recur_seq2seq *m, const float *keys, const flo
     }
 }
 
+/* The one decoder layer's tensors and their gradients (input feeding). */
+typedef struct decoder_params {
+    const float *w_ih, *w_hh, *b_ih, *b_hh; /* [G*H, E + H], [G*H, H], [G*H], [G*H] */
+    float *dw_ih, *dw_hh, *db_ih, *db_hh;
+} decoder_params;
+
+static decoder_params decoder_params_of(const recur_seq2seq *m)
+{
+    size_t at[4];
+    static const char *const names[4] = {"decoder.weight_ih_l0", "decoder.weight_hh_l0",
+                                         "decoder.bias_ih_l0", "decoder.bias_hh_l0"};
+    for (int i = 0; i < 4; i++)
+        at[i] = recur_seq2seq_tensor_find(m, names[i])->offset;
+    return (decoder_params){m->params + at[0], m->params + at[1], m->params + at[2],
+                            m->params + at[3], m->grads + at[0],  m->grads + at[1],
+                            m->grads + at[2],  m->grads + at[3]};
+}
+
+/* decode_forward with input feeding, after the target embedding: the
+ * decoder, attention and combine layer one target position at a time (see
+ * the top of the file), then the head over the head rows. */
+static int feed_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq_batch *bt,
+                        recur_rng *rng)
+{
+    workspace *ws = &m->ws;
+    const recur_seq2seq_config *c = &m->config;
+    const int S = bt->S, T = bt->T, B = bt->B, E = c->embedding_size, H = m->H, DH = m->DH;
+    const int X = m->X, A = m->A, GH = m->G * H, I = E + H;
+    const size_t rt = (size_t)T * B, BH = (size_t)B * H, BGH = (size_t)B * GH;
+    const bool train = mode == RECUR_MODE_TRAIN, dropout = train && c->dropout > 0.0f;
+    const bool additive = c->attention == RECUR_ATTENTION_ADDITIVE;
+    const bool has_c = recur__rnn_cell_ops(m->decoder)->has_c;
+    void (*step)(const cell_forward_args *) = recur__rnn_step_forward(m->decoder);
+    const decoder_params p = decoder_params_of(m);
+    float *od = dropout ? ws->od : ws->o; /* what the head and the next step read */
+    recur_gemm(false, true, (int)rt, GH, E, 1.0f, ws->x_tgt, E, p.w_ih, I, 0.0f, ws->xg, GH);
+    if (has_c)
+        memset(ws->cs, 0, BH * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        float *xg = ws->xg + (size_t)t * BGH, *q = ws->q + (size_t)t * BH;
+        const float *q_prev = t ? q - BH : ws->h0;
+        if (t)
+            recur_gemm(false, true, B, GH, H, 1.0f, od + (size_t)(t - 1) * BH, H, p.w_ih + E, I,
+                       1.0f, xg, GH);
+        recur_gemm(false, true, B, GH, H, 1.0f, q_prev, H, p.w_hh, H, 0.0f, ws->hg, GH);
+        const cell_forward_args a = {
+            .B = B,
+            .H = H,
+            .j0 = 0,
+            .j1 = H,
+            .xg = xg,
+            .hg = ws->hg,
+            .b_ih = p.b_ih,
+            .b_hh = p.b_hh,
+            .h_prev = q_prev,
+            .c_prev = has_c ? ws->cs + (size_t)t * BH : NULL,
+            .h = q,
+            .c = has_c ? ws->cs + (size_t)(t + 1) * BH : NULL,
+            .act = ws->act + (size_t)t * BGH,
+            .aux = ws->aux ? ws->aux + (size_t)t * BH : NULL,
+            .active = NULL,
+        };
+        step(&a);
+        if (additive)
+            recur_gemm(false, true, B, A, H, 1.0f, q, H, m->w.query_weight, H, 0.0f,
+                       ws->wq + (size_t)t * B * A, A);
+        for (int b = 0; b < B; b++) {
+            int ldk;
+            const float *k = keys_of(m, ws->keys, ws->e, B, b, &ldk);
+            const size_t r = (size_t)t * B + b;
+            float *att = ws->att + ((size_t)b * T + t) * S, *cq = ws->cq + r * X;
+            const int len = ws->lengths[b];
+            if (additive)
+                attend(m, 1, len, ws->wq + r * A, A, k, ldk, att, S, S);
+            else
+                attend(m, 1, len, q + (size_t)b * H, H, k, ldk, att, S, S);
+            recur_gemm(false, false, 1, DH, len, 1.0f, att, S, ws->e + (size_t)b * DH, B * DH,
+                       0.0f, cq, X);
+            memcpy(cq + DH, q + (size_t)b * H, (size_t)H * sizeof(float));
+            if (c->lexical)
+                recur_gemm(false, false, 1, E, len, 1.0f, att, S, ws->x_src + (size_t)b * E,
+                           B * E, 0.0f, cq + DH + H, X);
+        }
+        float *o = ws->o + (size_t)t * BH;
+        recur_linear_forward(m->w.combine_weight, m->w.combine_bias, H, X,
+                             ws->cq + (size_t)t * B * X, (size_t)B, o);
+        tanh_inplace(o, BH);
+        if (dropout)
+            recur_dropout_forward(o, BH, c->dropout, rng, ws->m_o + (size_t)t * BH,
+                                  ws->od + (size_t)t * BH);
+    }
+    /* the head reads the rows with a target (training) or every row */
+    size_t nh = 0;
+    for (size_t r = 0; r < rt; r++) {
+        if (train && bt->tgt_out[r] == RECUR_BPE_PAD)
+            continue;
+        ws->head_rows[nh] = (int)r;
+        memcpy(ws->hin + nh * H, od + r * H, (size_t)H * sizeof(float));
+        nh++;
+    }
+    ws->nh = nh;
+    if (nh)
+        recur_linear_forward(m->w.head_weight, m->w.head_bias, c->tgt_vocab_size, H, ws->hin, nh,
+                             ws->logits);
+    return RECUR_OK;
+}
+
 /* Everything from the target embedding to the logits. */
 static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq_batch *bt,
                           recur_rng *rng)
@@ -872,6 +1034,8 @@ static int decode_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq
         return status;
     if (train && embedding_masked(c))
         embedding_noise_forward(c, ws->x_tgt, rt, rng, ws->m_tgt);
+    if (c->input_feeding)
+        return feed_forward(m, mode, bt, rng);
     recur_rnn_input in = {T, B, ws->x_tgt, 0, NULL, ws->h0, NULL};
     recur_rnn_output out = {ws->q, NULL, NULL};
     if ((status = recur_rnn_forward(m->decoder, mode, &in, &out, rng)))
@@ -1007,48 +1171,61 @@ int recur_seq2seq_evaluate_logits(recur_seq2seq *m, const recur_seq2seq_batch *b
 
 /* ---- training backward ------------------------------------------------------------------ */
 
-/* From dcq to dq (complete) and de (complete), with the attention
- * parameters' gradients added. */
-static void attention_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
+/* The attention's backward, from dcq to dq and de, in three parts:
+ * attention_backward_begin zeroes what the steps accumulate into;
+ * attention_backward_steps takes the target steps [t0, t1) (dq of their
+ * rows complete afterwards); attention_backward_end adds the gradients
+ * that sum over every step (de complete afterwards). The plain decoder
+ * takes all T steps at once, the input-feeding one a step at a time. */
+static void attention_backward_begin(recur_seq2seq *m, const recur_seq2seq_batch *bt)
 {
     workspace *ws = &m->ws;
     const recur_seq2seq_config *c = &m->config;
-    const int S = bt->S, T = bt->T, B = bt->B, H = m->H, DH = m->DH, X = m->X, A = m->A;
-    const int E = c->embedding_size;
-    const size_t rt = (size_t)T * B, rs = (size_t)S * B;
-    const recur_attention kind = c->attention;
-    for (size_t r = 0; r < rt; r++)
-        memcpy(ws->dq + r * H, ws->dcq + r * X + DH, (size_t)H * sizeof(float));
+    const size_t rt = (size_t)bt->T * bt->B, rs = (size_t)bt->S * bt->B;
+    const size_t H = (size_t)m->H, DH = (size_t)m->DH, A = (size_t)m->A;
     memset(ws->de, 0, rs * DH * sizeof(float));
     if (c->lexical)
-        memset(ws->dx_lex, 0, rs * E * sizeof(float));
-    if (kind == RECUR_ATTENTION_GENERAL)
+        memset(ws->dx_lex, 0, rs * (size_t)c->embedding_size * sizeof(float));
+    if (c->attention == RECUR_ATTENTION_GENERAL)
         memset(ws->dkeys, 0, rs * H * sizeof(float));
-    if (kind == RECUR_ATTENTION_ADDITIVE) {
+    if (c->attention == RECUR_ATTENTION_ADDITIVE) {
         memset(ws->dkeys, 0, rs * A * sizeof(float));
         memset(ws->dwq, 0, rt * A * sizeof(float));
         memset(ws->dv_part, 0, (size_t)CHUNKS * A * sizeof(float));
     }
+}
+
+static void attention_backward_steps(recur_seq2seq *m, const recur_seq2seq_batch *bt, int t0,
+                                     int t1)
+{
+    workspace *ws = &m->ws;
+    const recur_seq2seq_config *c = &m->config;
+    const int S = bt->S, T = bt->T, B = bt->B, H = m->H, DH = m->DH, X = m->X, A = m->A;
+    const int E = c->embedding_size, nt = t1 - t0;
+    const recur_attention kind = c->attention;
+    for (size_t r = (size_t)t0 * B; r < (size_t)t1 * B; r++)
+        memcpy(ws->dq + r * H, ws->dcq + r * X + DH, (size_t)H * sizeof(float));
     const int chunks = B < CHUNKS ? B : CHUNKS;
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (int ch = 0; ch < chunks; ch++) {
         for (int b = ch * B / chunks; b < (ch + 1) * B / chunks; b++) {
             const int len = ws->lengths[b];
-            const float *e_b = ws->e + (size_t)b * DH, *q_b = ws->q + (size_t)b * H;
-            const float *dc_b = ws->dcq + (size_t)b * X, *a = ws->att + (size_t)b * T * S;
-            float *de_b = ws->de + (size_t)b * DH, *dq_b = ws->dq + (size_t)b * H;
-            float *ds = ws->datt + (size_t)b * T * S;
+            const size_t row = (size_t)t0 * B + b; /* batch row of (t0, b) */
+            const float *e_b = ws->e + (size_t)b * DH, *q_b = ws->q + row * H;
+            const float *dc_b = ws->dcq + row * X, *a = ws->att + ((size_t)b * T + t0) * S;
+            float *de_b = ws->de + (size_t)b * DH, *dq_b = ws->dq + row * H;
+            float *ds = ws->datt + ((size_t)b * T + t0) * S;
             /* ctx = a e:  da = dctx e^T,  de += a^T dctx */
-            recur_gemm(false, true, T, len, DH, 1.0f, dc_b, B * X, e_b, B * DH, 0.0f, ds, S);
-            recur_gemm(true, false, len, DH, T, 1.0f, a, S, dc_b, B * X, 1.0f, de_b, B * DH);
+            recur_gemm(false, true, nt, len, DH, 1.0f, dc_b, B * X, e_b, B * DH, 0.0f, ds, S);
+            recur_gemm(true, false, len, DH, nt, 1.0f, a, S, dc_b, B * X, 1.0f, de_b, B * DH);
             if (c->lexical) { /* l = a x:  da += dl x^T,  dx += a^T dl */
                 const float *dl_b = dc_b + DH + H, *x_b = ws->x_src + (size_t)b * E;
-                recur_gemm(false, true, T, len, E, 1.0f, dl_b, B * X, x_b, B * E, 1.0f, ds, S);
-                recur_gemm(true, false, len, E, T, 1.0f, a, S, dl_b, B * X, 0.0f,
+                recur_gemm(false, true, nt, len, E, 1.0f, dl_b, B * X, x_b, B * E, 1.0f, ds, S);
+                recur_gemm(true, false, len, E, nt, 1.0f, a, S, dl_b, B * X, 1.0f,
                            ws->dx_lex + (size_t)b * E, B * E);
             }
             /* softmax: dscore = a (da - sum_j a da) */
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < nt; t++) {
                 const float *at = a + (size_t)t * S;
                 float *dt = ds + (size_t)t * S;
                 double dot = 0.0;
@@ -1058,40 +1235,48 @@ static void attention_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
                     dt[j] = at[j] * (dt[j] - (float)dot);
             }
             if (kind == RECUR_ATTENTION_GENERAL) {
-                /* score = q k^T:  dq += dscore k,  dk = dscore^T q */
+                /* score = q k^T:  dq += dscore k,  dk += dscore^T q */
                 const float *k_b = ws->keys + (size_t)b * H;
-                recur_gemm(false, false, T, H, len, 1.0f, ds, S, k_b, B * H, 1.0f, dq_b, B * H);
-                recur_gemm(true, false, len, H, T, 1.0f, ds, S, q_b, B * H, 0.0f,
+                recur_gemm(false, false, nt, H, len, 1.0f, ds, S, k_b, B * H, 1.0f, dq_b, B * H);
+                recur_gemm(true, false, len, H, nt, 1.0f, ds, S, q_b, B * H, 1.0f,
                            ws->dkeys + (size_t)b * H, B * H);
             } else if (kind == RECUR_ATTENTION_DOT) {
-                recur_gemm(false, false, T, H, len, 1.0f, ds, S, e_b, B * DH, 1.0f, dq_b, B * H);
-                recur_gemm(true, false, len, DH, T, 1.0f, ds, S, q_b, B * H, 1.0f, de_b, B * DH);
+                recur_gemm(false, false, nt, H, len, 1.0f, ds, S, e_b, B * DH, 1.0f, dq_b, B * H);
+                recur_gemm(true, false, len, DH, nt, 1.0f, ds, S, q_b, B * H, 1.0f, de_b, B * DH);
             } else {
                 float *dv = ws->dv_part + (size_t)ch * A;
-                for (int t = 0; t < T; t++)
+                for (int t = 0; t < nt; t++)
                     for (int j = 0; j < len; j++)
-                        additive_backward(ds[(size_t)t * S + j],
-                                          ws->wq + ((size_t)t * B + b) * A,
+                        additive_backward(ds[(size_t)t * S + j], ws->wq + (row + (size_t)t * B) * A,
                                           ws->keys + ((size_t)j * B + b) * A, m->w.attention_v, A,
-                                          ws->dwq + ((size_t)t * B + b) * A,
+                                          ws->dwq + (row + (size_t)t * B) * A,
                                           ws->dkeys + ((size_t)j * B + b) * A, dv);
             }
         }
     }
+    if (kind == RECUR_ATTENTION_ADDITIVE) /* wq = q W_q^T:  dq += dwq W_q */
+        recur_gemm(false, false, nt * B, H, A, 1.0f, ws->dwq + (size_t)t0 * B * A, A,
+                   m->w.query_weight, H, 1.0f, ws->dq + (size_t)t0 * B * H, H);
+}
+
+static void attention_backward_end(recur_seq2seq *m, const recur_seq2seq_batch *bt)
+{
+    workspace *ws = &m->ws;
+    const int B = bt->B, H = m->H, DH = m->DH, A = m->A;
+    const int rt = bt->T * B, rs = bt->S * B, chunks = B < CHUNKS ? B : CHUNKS;
+    const recur_attention kind = m->config.attention;
     if (kind == RECUR_ATTENTION_GENERAL) {
         /* keys = e W_a^T:  dW_a += dkeys^T e,  de += dkeys W_a */
-        recur_gemm(true, false, H, DH, (int)rs, 1.0f, ws->dkeys, H, ws->e, DH, 1.0f,
+        recur_gemm(true, false, H, DH, rs, 1.0f, ws->dkeys, H, ws->e, DH, 1.0f,
                    m->dw.attention_weight, DH);
-        recur_gemm(false, false, (int)rs, DH, H, 1.0f, ws->dkeys, H, m->w.attention_weight, DH,
-                   1.0f, ws->de, DH);
+        recur_gemm(false, false, rs, DH, H, 1.0f, ws->dkeys, H, m->w.attention_weight, DH, 1.0f,
+                   ws->de, DH);
     } else if (kind == RECUR_ATTENTION_ADDITIVE) {
-        recur_gemm(true, false, A, H, (int)rt, 1.0f, ws->dwq, A, ws->q, H, 1.0f,
-                   m->dw.query_weight, H);
-        recur_gemm(false, false, (int)rt, H, A, 1.0f, ws->dwq, A, m->w.query_weight, H, 1.0f,
-                   ws->dq, H);
-        recur_gemm(true, false, A, DH, (int)rs, 1.0f, ws->dkeys, A, ws->e, DH, 1.0f,
+        recur_gemm(true, false, A, H, rt, 1.0f, ws->dwq, A, ws->q, H, 1.0f, m->dw.query_weight,
+                   H);
+        recur_gemm(true, false, A, DH, rs, 1.0f, ws->dkeys, A, ws->e, DH, 1.0f,
                    m->dw.key_weight, DH);
-        recur_gemm(false, false, (int)rs, DH, A, 1.0f, ws->dkeys, A, m->w.key_weight, DH, 1.0f,
+        recur_gemm(false, false, rs, DH, A, 1.0f, ws->dkeys, A, m->w.key_weight, DH, 1.0f,
                    ws->de, DH);
         for (int ch = 0; ch < chunks; ch++)
             for (int a = 0; a < A; a++)
@@ -1099,13 +1284,29 @@ static void attention_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     }
 }
 
-static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
+/* Rows [nh, width] of x, row i belonging at head_rows[i] >= i, spread to
+ * their places in [rt, width], the rows between them zero. */
+static void scatter_rows(float *x, size_t width, const int *head_rows, size_t nh, size_t rt)
+{
+    size_t next = rt;
+    for (size_t i = nh; i-- > 0;) {
+        const size_t r = (size_t)head_rows[i];
+        memset(x + (r + 1) * width, 0, (next - r - 1) * width * sizeof(float));
+        if (r != i)
+            memcpy(x + r * width, x + i * width, width * sizeof(float));
+        next = r;
+    }
+    memset(x, 0, next * width * sizeof(float));
+}
+
+/* backward's part for the plain decoder: head, combine, attention and the
+ * decoder stack, to dx_tgt, dh0 and the attention's de. */
+static int plain_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
 {
     workspace *ws = &m->ws;
     const recur_seq2seq_config *c = &m->config;
-    const int S = bt->S, T = bt->T, B = bt->B, E = c->embedding_size, H = m->H, DH = m->DH;
-    const int X = m->X, D = m->D, Le = c->encoder_layers, Ld = c->decoder_layers;
-    const size_t rt = (size_t)T * B, rs = (size_t)S * B;
+    const int T = bt->T, B = bt->B, H = m->H, X = m->X;
+    const size_t rt = (size_t)T * B;
     const bool dropout = c->dropout > 0.0f;
     /* head and combine over the nh head rows; ws->logits holds dz */
     const size_t nh = ws->nh;
@@ -1116,23 +1317,114 @@ static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     tanh_backward(ws->dod, ws->o, nh * H);
     recur_linear_backward(m->w.combine_weight, H, X, ws->cq, nh, ws->dod, m->dw.combine_weight,
                           m->dw.combine_bias, ws->dcq);
-    /* back to all T*B rows, the padding's zero: row i goes to head_rows[i] >= i */
-    size_t next = rt;
-    for (size_t i = nh; i-- > 0;) {
-        const size_t r = (size_t)ws->head_rows[i];
-        memset(ws->dcq + (r + 1) * X, 0, (next - r - 1) * X * sizeof(float));
-        if (r != i)
-            memcpy(ws->dcq + r * X, ws->dcq + i * X, (size_t)X * sizeof(float));
-        next = r;
-    }
-    memset(ws->dcq, 0, next * X * sizeof(float));
-    attention_backward(m, bt);
-    /* decoder and target embedding */
+    /* back to all T*B rows, the padding's zero */
+    scatter_rows(ws->dcq, (size_t)X, ws->head_rows, nh, rt);
+    attention_backward_begin(m, bt);
+    attention_backward_steps(m, bt, 0, T);
+    attention_backward_end(m, bt);
     if (c->hidden_dropout > 0.0f)
         multiply(ws->dq, ws->m_q, rt * H);
     recur_rnn_grad_in gin = {ws->dq, NULL, NULL};
     recur_rnn_grad_out gout = {ws->dx_tgt, ws->dh0, NULL};
-    int status = recur_rnn_backward(m->decoder, &gin, &gout);
+    return recur_rnn_backward(m->decoder, &gin, &gout);
+}
+
+/* backward's part for the input-feeding decoder (feed_forward's reverse). */
+static int feed_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
+{
+    workspace *ws = &m->ws;
+    const recur_seq2seq_config *c = &m->config;
+    const int T = bt->T, B = bt->B, E = c->embedding_size, H = m->H, X = m->X;
+    const int GH = m->G * H, I = E + H;
+    const size_t rt = (size_t)T * B, BH = (size_t)B * H, BGH = (size_t)B * GH;
+    const bool dropout = c->dropout > 0.0f;
+    const cell_ops *cell = recur__rnn_cell_ops(m->decoder);
+    void (*step)(const cell_backward_args *) = recur__rnn_step_backward(m->decoder);
+    const decoder_params p = decoder_params_of(m);
+    float *dgh = ws->dgh ? ws->dgh : ws->dgx;
+    const float *od = dropout ? ws->od : ws->o;
+    /* the head over the nh head rows (ws->logits holds dz), then dod to all rows */
+    const size_t nh = ws->nh;
+    recur_linear_backward(m->w.head_weight, c->tgt_vocab_size, H, ws->hin, nh, ws->logits,
+                          m->dw.head_weight, m->dw.head_bias, ws->dod);
+    scatter_rows(ws->dod, (size_t)H, ws->head_rows, nh, rt);
+    attention_backward_begin(m, bt);
+    memset(ws->dh_run, 0, BH * sizeof(float));
+    if (cell->has_c)
+        memset(ws->dc_run, 0, BH * sizeof(float));
+    for (int t = T - 1; t >= 0; t--) {
+        /* g = dL/do_t (the head's and the next step's input), then through
+         * dropout and tanh: the combine layer's pre-activation gradient */
+        float *g = ws->dod + (size_t)t * BH;
+        if (t < T - 1)
+            for (size_t i = 0; i < BH; i++)
+                g[i] += ws->dfeed[i];
+        if (dropout)
+            multiply(g, ws->m_o + (size_t)t * BH, BH);
+        tanh_backward(g, ws->o + (size_t)t * BH, BH);
+        recur_gemm(false, false, B, X, H, 1.0f, g, H, m->w.combine_weight, X, 0.0f,
+                   ws->dcq + (size_t)t * B * X, X);
+        attention_backward_steps(m, bt, t, t + 1);
+        const float *dq = ws->dq + (size_t)t * BH;
+        for (size_t i = 0; i < BH; i++)
+            ws->dh_tot[i] = dq[i] + ws->dh_run[i];
+        const cell_backward_args a = {
+            .B = B,
+            .H = H,
+            .j0 = 0,
+            .j1 = H,
+            .act = ws->act + (size_t)t * BGH,
+            .aux = ws->aux ? ws->aux + (size_t)t * BH : NULL,
+            .h_prev = t ? ws->q + (size_t)(t - 1) * BH : ws->h0,
+            .c_prev = cell->has_c ? ws->cs + (size_t)t * BH : NULL,
+            .c = cell->has_c ? ws->cs + (size_t)(t + 1) * BH : NULL,
+            .dh = ws->dh_tot,
+            .dc = ws->dc_run,
+            .dgx = ws->dgx + (size_t)t * BGH,
+            .dgh = dgh + (size_t)t * BGH,
+            .dh_prev = ws->dh_run,
+            .active = NULL,
+        };
+        step(&a);
+        /* dq_{t-1} += dgh_t W_hh;  dod_{t-1} += dxg_t W_ih[:, E:] */
+        recur_gemm(false, false, B, H, GH, 1.0f, dgh + (size_t)t * BGH, GH, p.w_hh, H, 1.0f,
+                   ws->dh_run, H);
+        if (t)
+            recur_gemm(false, false, B, H, GH, 1.0f, ws->dgx + (size_t)t * BGH, GH, p.w_ih + E,
+                       I, 0.0f, ws->dfeed, H);
+    }
+    memcpy(ws->dh0, ws->dh_run, BH * sizeof(float));
+    attention_backward_end(m, bt);
+    /* the products over all steps: combine, W_ih (x part, od part), W_hh, biases, dx */
+    recur_linear_backward(m->w.combine_weight, H, X, ws->cq, rt, ws->dod, m->dw.combine_weight,
+                          m->dw.combine_bias, NULL);
+    recur_gemm(true, false, GH, E, (int)rt, 1.0f, ws->dgx, GH, ws->x_tgt, E, 1.0f, p.dw_ih, I);
+    recur_gemm(true, false, GH, H, B, 1.0f, dgh, GH, ws->h0, H, 1.0f, p.dw_hh, H);
+    if (T > 1) {
+        const int rows = (T - 1) * B;
+        recur_gemm(true, false, GH, H, rows, 1.0f, ws->dgx + BGH, GH, od, H, 1.0f, p.dw_ih + E,
+                   I);
+        recur_gemm(true, false, GH, H, rows, 1.0f, dgh + BGH, GH, ws->q, H, 1.0f, p.dw_hh, H);
+    }
+    for (size_t r = 0; r < rt; r++) {
+        const float *gx = ws->dgx + r * GH, *gh = dgh + r * GH;
+        for (int j = 0; j < GH; j++) {
+            p.db_ih[j] += gx[j];
+            p.db_hh[j] += gh[j];
+        }
+    }
+    recur_gemm(false, false, (int)rt, E, GH, 1.0f, ws->dgx, GH, p.w_ih, I, 0.0f, ws->dx_tgt, E);
+    return RECUR_OK;
+}
+
+static int backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
+{
+    workspace *ws = &m->ws;
+    const recur_seq2seq_config *c = &m->config;
+    const int S = bt->S, T = bt->T, B = bt->B, E = c->embedding_size, H = m->H, DH = m->DH;
+    const int D = m->D, Le = c->encoder_layers, Ld = c->decoder_layers;
+    const size_t rt = (size_t)T * B, rs = (size_t)S * B;
+    int status = c->input_feeding ? feed_backward(m, bt) : plain_backward(m, bt);
     if (status)
         return status;
     if (embedding_masked(c))
@@ -1192,7 +1484,10 @@ typedef struct decoding {
     int n, K, max_len;
     recur_rnn_stream *stream;
     float *arena;
-    float *x;        /* [n, E] embedded source, then [K, E] embedded tokens */
+    float *x;        /* [n, E] embedded source, then [K, I] the decoder's input rows:
+                      * the embedded tokens (I = E), with input feeding [token; feed] */
+    float *emb;      /* [K, E] input feeding: the embedded tokens */
+    float *feed, *feed2; /* [K, H] input feeding: each row's o_{t-1}, reordered */
     float *xs;       /* [n, E] the embedded source, kept (lexical shortcut) */
     float *e;        /* [n, DH] */
     float *hn;       /* [Le*D, 1, H] */
@@ -1223,11 +1518,16 @@ static int decoding_init(recur_seq2seq *m, const int32_t *src, int n, int K, dec
     const size_t LdH = (size_t)c->decoder_layers * H, N = (size_t)n, Kz = (size_t)K;
     const size_t states = (size_t)c->encoder_layers * m->D * H;
     const bool lstm = c->cell == RECUR_CELL_LSTM;
+    const bool feeding = c->input_feeding;
+    const size_t I = E + (feeding ? H : 0);
     d->n = n;
     d->K = K;
     for (int pass = 0; pass < 2; pass++) {
         carver cv = {d->arena, 0, false};
-        d->x = carve(&cv, N > Kz ? N : Kz, E);
+        d->x = carve(&cv, N * E > Kz * I ? N : Kz, N * E > Kz * I ? E : I);
+        d->emb = feeding ? carve(&cv, Kz, E) : NULL;
+        d->feed = feeding ? carve(&cv, Kz, H) : NULL;
+        d->feed2 = feeding ? carve(&cv, Kz, H) : NULL;
         d->xs = c->lexical ? carve(&cv, N, E) : NULL;
         d->e = carve(&cv, N, DH);
         d->hn = carve(&cv, states, 1);
@@ -1283,8 +1583,16 @@ static int decoding_step(recur_seq2seq *m, decoding *d, const int32_t *tokens, i
     const recur_seq2seq_config *c = &m->config;
     const int E = c->embedding_size, H = m->H, DH = m->DH, X = m->X, A = m->A, n = d->n;
     int status = recur_embedding_forward(m->w.tgt_embedding, c->tgt_vocab_size, E, tokens,
-                                         (size_t)d->K, d->x);
-    if (status || (status = recur_rnn_stream_step(d->stream, d->x, d->q)))
+                                         (size_t)d->K, d->feed ? d->emb : d->x);
+    if (status)
+        return status;
+    if (d->feed) /* x_k = [token; o_{t-1}] */
+        for (int k = 0; k < d->K; k++) {
+            float *x = d->x + (size_t)k * (E + H);
+            memcpy(x, d->emb + (size_t)k * E, (size_t)E * sizeof(float));
+            memcpy(x + E, d->feed + (size_t)k * H, (size_t)H * sizeof(float));
+        }
+    if ((status = recur_rnn_stream_step(d->stream, d->x, d->q)))
         return status;
     const float *keys = c->attention == RECUR_ATTENTION_DOT ? d->e : d->keys;
     if (c->attention == RECUR_ATTENTION_ADDITIVE) {
@@ -1301,6 +1609,8 @@ static int decoding_step(recur_seq2seq *m, decoding *d, const int32_t *tokens, i
         memcpy(d->cq + (size_t)r * X + DH, d->q + (size_t)r * H, (size_t)H * sizeof(float));
     recur_linear_forward(m->w.combine_weight, m->w.combine_bias, H, X, d->cq, (size_t)rows, d->o);
     tanh_inplace(d->o, (size_t)rows * H);
+    if (d->feed) /* the rows past `rows` are never continued */
+        memcpy(d->feed, d->o, (size_t)rows * H * sizeof(float));
     recur_linear_forward(m->w.head_weight, m->w.head_bias, c->tgt_vocab_size, H, d->o,
                          (size_t)rows, d->logits);
     return RECUR_OK;
@@ -1365,6 +1675,14 @@ static int reorder_rows(const recur_seq2seq *m, decoding *d, const int *from)
             if (lstm)
                 memcpy(d->c2 + dst, d->c + src, (size_t)H * sizeof(float));
         }
+    if (d->feed) {
+        for (int k = 0; k < K; k++)
+            memcpy(d->feed2 + (size_t)k * H, d->feed + (size_t)from[k] * H,
+                   (size_t)H * sizeof(float));
+        float *swap = d->feed;
+        d->feed = d->feed2;
+        d->feed2 = swap;
+    }
     return recur_rnn_stream_reset(d->stream, d->h2, lstm ? d->c2 : NULL);
 }
 
@@ -1526,6 +1844,8 @@ static int attention_rows(recur_seq2seq *m, decoding *d, const int32_t *seq, int
     int status = rows && tokens ? recur_rnn_stream_reset(d->stream, d->h0, NULL)
                                 : recur__error(RECUR_E_NOMEM, "out of memory: attention of %d "
                                                "steps", len + 1);
+    if (d->feed)
+        memset(d->feed, 0, (size_t)d->K * m->H * sizeof(float));
     for (int j = 0; status == RECUR_OK && j <= len; j++) {
         for (int k = 0; k < d->K; k++)
             tokens[k] = j == 0 ? RECUR_BPE_BOS : seq[j - 1];
@@ -1673,8 +1993,9 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
     json_t *obj = json_object();
     /* untied models stay format 1, readable by older builds (which ignore word_dropout);
      * a tied one has no head.weight: format 2 tells an older build to update; the lexical
-     * shortcut widens combine.weight: format 3 */
-    const int format = c->lexical ? 3 : c->tie_embeddings ? 2 : 1;
+     * shortcut widens combine.weight: format 3; input feeding widens decoder.weight_ih_l0:
+     * format 4 */
+    const int format = c->input_feeding ? 4 : c->lexical ? 3 : c->tie_embeddings ? 2 : 1;
     int ok = obj && recur__json_put(obj, "format", json_integer(format)) &&
              recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
              recur__json_put(obj, "src_vocab_size", json_integer(c->src_vocab_size)) &&
@@ -1690,6 +2011,7 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
              recur__json_put(obj, "word_dropout", recur__json_float(c->word_dropout)) &&
              recur__json_put(obj, "tie_embeddings", json_boolean(c->tie_embeddings)) &&
              (!c->lexical || recur__json_put(obj, "lexical", json_true())) &&
+             (!c->input_feeding || recur__json_put(obj, "input_feeding", json_true())) &&
              (c->hidden_dropout <= 0.0f ||
               recur__json_put(obj, "hidden_dropout", recur__json_float(c->hidden_dropout)));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -1799,6 +2121,10 @@ static int read_config(const reader *r, json_t *meta, recur_seq2seq_config *c)
     if (lexical && !json_is_boolean(lexical))
         return bad(r, "\"recur_seq2seq\": field \"lexical\" is not true/false");
     c->lexical = lexical && json_is_true(lexical);
+    json_t *feeding = json_object_get(meta, "input_feeding");
+    if (feeding && !json_is_boolean(feeding))
+        return bad(r, "\"recur_seq2seq\": field \"input_feeding\" is not true/false");
+    c->input_feeding = feeding && json_is_true(feeding);
     if (recur_seq2seq_config_check(c) != RECUR_OK) {
         char message[600];
         snprintf(message, sizeof message, "%s", recur_last_error());

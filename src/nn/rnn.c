@@ -968,3 +968,8 @@ void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *)
 {
     return rnn->step_forward;
 }
+
+void (*recur__rnn_step_backward(const recur_rnn *rnn))(const cell_backward_args *)
+{
+    return rnn->step_backward;
+}

@@ -12,12 +12,14 @@
  * vectorized ones (streams created afterwards follow the stack). */
 void recur__rnn_use_reference(recur_rnn *rnn, bool reference);
 
-/* For stream.c: the cell table, the four tensors of a forward-direction
- * layer, and the step kernel in use (vectorized or reference). */
+/* For stream.c and the input-feeding decoder of seq2seq.c: the cell table,
+ * the four tensors of a forward-direction layer, and the step kernels in use
+ * (vectorized or reference). */
 const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn);
 void recur__rnn_layer_weights(const recur_rnn *rnn, int layer, const float **w_ih,
                               const float **w_hh, const float **b_ih, const float **b_hh);
 void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *);
+void (*recur__rnn_step_backward(const recur_rnn *rnn))(const cell_backward_args *);
 
 /* For lm.c, which saves copies of whole sequences: the top layer's output
  * [T, B, D*H] in the stack's workspace, valid after a time-major forward
