@@ -22,7 +22,7 @@
  * 2 </s>). Whole target sequences go through the core time loop at once,
  * so training costs two stack passes per batch. With input feeding
  * (Luong et al. 2015, section 3.3) the decoder's input at step t is
- * [E_tgt[y_{t-1}]; o_{t-1}] (o_{-1} = 0; in training o after dropout), so
+ * [E_tgt[y_{t-1}]; o_{t-1}] (o_{-1} = 0; o before its dropout), so
  * the recurrence knows the earlier attention outputs; the decoder then
  * steps one target position at a time (one layer only).
  *

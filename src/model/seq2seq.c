@@ -29,17 +29,18 @@
  * core's streaming API with one batch row per beam hypothesis.
  *
  * Input feeding (config input_feeding, Luong et al. 2015) makes the
- * decoder's input [x_t; od_{t-1}], od the combine output after dropout
- * (od_{-1} = 0). Its recurrence then passes through the attention, so
+ * decoder's input [x_t; o_{t-1}], o the combine output before dropout
+ * (o_{-1} = 0): the dropout stays on the head's input only. Its recurrence
+ * then passes through the attention, so
  * feed_forward and feed_backward step the one decoder layer through the
  * target positions themselves, with the core's cell kernels (cell.h):
  *   xg    = x_tgt W_ih[:, :E]^T                   [T*B, G*H]  one product
  *   per step t:
- *     xg_t += od_{t-1} W_ih[:, E:]^T,  q_t = cell(xg_t, q_{t-1} W_hh^T)
+ *     xg_t += o_{t-1} W_ih[:, E:]^T,  q_t = cell(xg_t, q_{t-1} W_hh^T)
  *     a_t, ctx_t as above (one query per sentence), o_t, od_t over [B] rows
  * and the head after the loop over the rows with a target. The backward
  * runs the steps in reverse: at step t the gradient of o_t is the head's
- * plus dxg_{t+1} W_ih[:, E:] (what od_t fed forward), and dq_t (combine
+ * (through the dropout mask) plus dxg_{t+1} W_ih[:, E:], and dq_t (combine
  * and attention) joins the carried recurrent gradient before the cell's
  * backward; the weight gradients are products over all steps afterwards. */
 #include <limits.h>
@@ -945,7 +946,7 @@ static int feed_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq_b
     const bool has_c = recur__rnn_cell_ops(m->decoder)->has_c;
     void (*step)(const cell_forward_args *) = recur__rnn_step_forward(m->decoder);
     const decoder_params p = decoder_params_of(m);
-    float *od = dropout ? ws->od : ws->o; /* what the head and the next step read */
+    const float *od = dropout ? ws->od : ws->o; /* what the head reads */
     recur_gemm(false, true, (int)rt, GH, E, 1.0f, ws->x_tgt, E, p.w_ih, I, 0.0f, ws->xg, GH);
     if (has_c)
         memset(ws->cs, 0, BH * sizeof(float));
@@ -953,8 +954,8 @@ static int feed_forward(recur_seq2seq *m, recur_mode mode, const recur_seq2seq_b
         float *xg = ws->xg + (size_t)t * BGH, *q = ws->q + (size_t)t * BH;
         const float *q_prev = t ? q - BH : ws->h0;
         if (t)
-            recur_gemm(false, true, B, GH, H, 1.0f, od + (size_t)(t - 1) * BH, H, p.w_ih + E, I,
-                       1.0f, xg, GH);
+            recur_gemm(false, true, B, GH, H, 1.0f, ws->o + (size_t)(t - 1) * BH, H, p.w_ih + E,
+                       I, 1.0f, xg, GH);
         recur_gemm(false, true, B, GH, H, 1.0f, q_prev, H, p.w_hh, H, 0.0f, ws->hg, GH);
         const cell_forward_args a = {
             .B = B,
@@ -1342,7 +1343,6 @@ static int feed_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     void (*step)(const cell_backward_args *) = recur__rnn_step_backward(m->decoder);
     const decoder_params p = decoder_params_of(m);
     float *dgh = ws->dgh ? ws->dgh : ws->dgx;
-    const float *od = dropout ? ws->od : ws->o;
     /* the head over the nh head rows (ws->logits holds dz), then dod to all rows */
     const size_t nh = ws->nh;
     recur_linear_backward(m->w.head_weight, c->tgt_vocab_size, H, ws->hin, nh, ws->logits,
@@ -1353,14 +1353,15 @@ static int feed_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     if (cell->has_c)
         memset(ws->dc_run, 0, BH * sizeof(float));
     for (int t = T - 1; t >= 0; t--) {
-        /* g = dL/do_t (the head's and the next step's input), then through
-         * dropout and tanh: the combine layer's pre-activation gradient */
+        /* g = dL/do_t (the head's through the dropout mask, and the next
+         * step's), then through tanh: the combine layer's pre-activation
+         * gradient */
         float *g = ws->dod + (size_t)t * BH;
+        if (dropout)
+            multiply(g, ws->m_o + (size_t)t * BH, BH);
         if (t < T - 1)
             for (size_t i = 0; i < BH; i++)
                 g[i] += ws->dfeed[i];
-        if (dropout)
-            multiply(g, ws->m_o + (size_t)t * BH, BH);
         tanh_backward(g, ws->o + (size_t)t * BH, BH);
         recur_gemm(false, false, B, X, H, 1.0f, g, H, m->w.combine_weight, X, 0.0f,
                    ws->dcq + (size_t)t * B * X, X);
@@ -1395,15 +1396,15 @@ static int feed_backward(recur_seq2seq *m, const recur_seq2seq_batch *bt)
     }
     memcpy(ws->dh0, ws->dh_run, BH * sizeof(float));
     attention_backward_end(m, bt);
-    /* the products over all steps: combine, W_ih (x part, od part), W_hh, biases, dx */
+    /* the products over all steps: combine, W_ih (x part, o part), W_hh, biases, dx */
     recur_linear_backward(m->w.combine_weight, H, X, ws->cq, rt, ws->dod, m->dw.combine_weight,
                           m->dw.combine_bias, NULL);
     recur_gemm(true, false, GH, E, (int)rt, 1.0f, ws->dgx, GH, ws->x_tgt, E, 1.0f, p.dw_ih, I);
     recur_gemm(true, false, GH, H, B, 1.0f, dgh, GH, ws->h0, H, 1.0f, p.dw_hh, H);
     if (T > 1) {
         const int rows = (T - 1) * B;
-        recur_gemm(true, false, GH, H, rows, 1.0f, ws->dgx + BGH, GH, od, H, 1.0f, p.dw_ih + E,
-                   I);
+        recur_gemm(true, false, GH, H, rows, 1.0f, ws->dgx + BGH, GH, ws->o, H, 1.0f,
+                   p.dw_ih + E, I);
         recur_gemm(true, false, GH, H, rows, 1.0f, dgh + BGH, GH, ws->q, H, 1.0f, p.dw_hh, H);
     }
     for (size_t r = 0; r < rt; r++) {
