@@ -294,6 +294,100 @@ static void test_chrf(void)
 
 static long alloc_budget; /* allocations left before the next one fails */
 
+/* Sentence BLEU (sacreBLEU's sentence_bleu: effective order), by hand. */
+static void test_sentence_bleu(void)
+{
+    double s = -1.0;
+    /* 5/6, 3/5, 1/4, 0/3 -> exp smoothing 100 / (2 * 3): (5/6 3/5 1/4 1/6)^(1/4) */
+    CHECK_OK(recur_sentence_bleu("the cat sat on the mat", "the cat is on the mat", &s));
+    CHECK_NEAR(s, 100.0 * pow(5.0 / 6 * 3.0 / 5 * 1.0 / 4 * 1.0 / 6, 0.25), TOL);
+    /* three tokens: 2/3, 1/2, 0/1 -> 1/2; no 4-grams, so the mean runs over three
+     * orders (corpus BLEU of the pair is 0) */
+    CHECK_OK(recur_sentence_bleu("a b c", "a b d", &s));
+    CHECK_NEAR(s, 100.0 * pow(2.0 / 3 * 1.0 / 2 * 1.0 / 2, 1.0 / 3), TOL);
+    const char *h[] = {"a b c"}, *r[] = {"a b d"};
+    recur_bleu b;
+    CHECK_OK(recur_bleu_corpus(h, r, 1, &b));
+    CHECK_NEAR(b.score, 0.0, TOL);
+    /* two matching tokens of a six-token reference: precisions 100, bp e^(1 - 6/2) */
+    CHECK_OK(recur_sentence_bleu("the cat", "the cat sat on the mat", &s));
+    CHECK_NEAR(s, 100.0 * exp(1.0 - 3.0), TOL);
+    CHECK_OK(recur_sentence_bleu("Hello there", "Hello there", &s));
+    CHECK_NEAR(s, 100.0, TOL);
+    CHECK_OK(recur_sentence_bleu("x y", "a b", &s)); /* nothing matches */
+    CHECK_NEAR(s, 0.0, TOL);
+    CHECK_OK(recur_sentence_bleu("", "a b", &s));
+    CHECK_NEAR(s, 0.0, TOL);
+    CHECK_STATUS(recur_sentence_bleu(NULL, "a", &s), RECUR_E_INVALID);
+    CHECK_STATUS(recur_sentence_bleu("a", "a", NULL), RECUR_E_INVALID);
+}
+
+/* Minimum Bayes risk selection: hand-computed expected utilities. */
+static void test_mbr(void)
+{
+    /* the likeliest candidate (0) shares nothing with the other two, which
+     * agree: u(1, 2) = u(2, 1) = (3/4 2/3 1/2 1/2)^(1/4) */
+    const char *c[] = {"x y z w", "a b c d", "a b c e"};
+    const double lp[] = {-1.0, -1.2, -1.2};
+    const double u12 = 100.0 * pow(3.0 / 4 * 2.0 / 3 * 1.0 / 2 * 1.0 / 2, 0.25);
+    const double z = exp(-1.0) + 2 * exp(-1.2);
+    size_t best = 9;
+    double gain = -1.0, u = -1.0;
+    CHECK_OK(recur_sentence_bleu(c[1], c[2], &u));
+    CHECK_NEAR(u, u12, TOL);
+    CHECK_OK(recur_mbr_select(c, lp, 3, 1.0, RECUR_MBR_BLEU, &best, &gain));
+    CHECK(best == 1); /* 1 and 2 tie: the lower index */
+    CHECK_NEAR(gain, (100.0 * exp(-1.2) + u12 * exp(-1.2)) / z, 1e-9);
+    /* a low temperature concentrates the weight on the likeliest */
+    CHECK_OK(recur_mbr_select(c, lp, 3, 0.05, RECUR_MBR_BLEU, &best, &gain));
+    CHECK(best == 0);
+    /* one candidate: itself, utility 100 */
+    CHECK_OK(recur_mbr_select(c, lp, 1, 1.0, RECUR_MBR_BLEU, &best, &gain));
+    CHECK(best == 0);
+    CHECK_NEAR(gain, 100.0, 1e-9);
+    /* chrF: the same choice, the gain from recur_chrf_corpus */
+    double f12 = 0.0;
+    CHECK_OK(recur_chrf_corpus(&c[1], &c[2], 1, &f12));
+    CHECK_OK(recur_mbr_select(c, lp, 3, 1.0, RECUR_MBR_CHRF, &best, &gain));
+    CHECK(best == 1);
+    CHECK_NEAR(gain, (100.0 * exp(-1.2) + f12 * exp(-1.2)) / z, 1e-9);
+    /* the same text twice adds up: 0 and 2 (weight 2 e^-1.5) beat 1 (e^-1) */
+    const char *d[] = {"a b c d", "x y z w", "a b c d"};
+    const double dl[] = {-1.5, -1.0, -1.5};
+    CHECK_OK(recur_mbr_select(d, dl, 3, 1.0, RECUR_MBR_BLEU, &best, &gain));
+    CHECK(best == 0);
+    CHECK_NEAR(gain, 200.0 * exp(-1.5) / (2 * exp(-1.5) + exp(-1.0)), 1e-9);
+    /* -inf is a candidate of weight 0 */
+    const double inf_lp[] = {-INFINITY, -1.0, -1.0};
+    CHECK_OK(recur_mbr_select(c, inf_lp, 3, 1.0, RECUR_MBR_BLEU, &best, &gain));
+    CHECK(best == 1);
+    /* refused */
+    const char *with_null[] = {"a", NULL};
+    const double nan_lp[] = {-1.0, NAN}, all_inf[] = {-INFINITY, -INFINITY};
+    CHECK_STATUS(recur_mbr_select(c, lp, 0, 1.0, RECUR_MBR_BLEU, &best, NULL), RECUR_E_INVALID);
+    CHECK_STATUS(recur_mbr_select(with_null, lp, 2, 1.0, RECUR_MBR_BLEU, &best, NULL),
+                 RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("cands[1]");
+    CHECK_STATUS(recur_mbr_select(c, nan_lp, 2, 1.0, RECUR_MBR_BLEU, &best, NULL),
+                 RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("log_prob[1]");
+    CHECK_STATUS(recur_mbr_select(c, all_inf, 2, 1.0, RECUR_MBR_BLEU, &best, NULL),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_mbr_select(c, lp, 3, 0.0, RECUR_MBR_BLEU, &best, NULL), RECUR_E_INVALID);
+    CHECK_STATUS(recur_mbr_select(c, lp, 3, INFINITY, RECUR_MBR_BLEU, &best, NULL),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_mbr_select(c, lp, 3, 1.0, (recur_mbr_utility)7, &best, NULL),
+                 RECUR_E_INVALID);
+    CHECK_STATUS(recur_mbr_select(c, lp, 3, 1.0, RECUR_MBR_BLEU, NULL, NULL), RECUR_E_INVALID);
+    recur_mbr_utility ut = RECUR_MBR_BLEU;
+    CHECK_OK(recur_mbr_utility_parse("chrf", &ut));
+    CHECK(ut == RECUR_MBR_CHRF);
+    CHECK_OK(recur_mbr_utility_parse("bleu", &ut));
+    CHECK(ut == RECUR_MBR_BLEU);
+    CHECK_STATUS(recur_mbr_utility_parse("ter", &ut), RECUR_E_INVALID);
+    CHECK_ERROR_MENTIONS("ter");
+}
+
 static void *failing_malloc(size_t size, void *user)
 {
     (void)user;
@@ -313,23 +407,26 @@ static void test_out_of_memory(void)
     const char *h[] = {"It is 1,000.5 km - or 2-3 days.", "the cat"};
     const char *r[] = {"It is 1,000.5 km, or 2-3 days.", "the cat sat"};
     const recur_allocator failing = {failing_malloc, plain_free, NULL};
-    int other = 0, ok[3] = {0, 0, 0};
-    for (long k = 0; k < 1000 && !(ok[0] && ok[1] && ok[2]); k++) {
+    const double lp[2] = {-1.0, -2.0};
+    int other = 0, ok[4] = {0, 0, 0, 0};
+    for (long k = 0; k < 1000 && !(ok[0] && ok[1] && ok[2] && ok[3]); k++) {
         recur_bleu b;
         double chrf = 0;
         char *t = NULL;
+        size_t best = 0;
         alloc_budget = k;
         recur_set_allocator(&failing);
-        int rc[3] = {recur_bleu_corpus(h, r, 2, &b), recur_chrf_corpus(h, r, 2, &chrf),
-                     recur_tokenize_13a(h[0], &t)};
+        int rc[4] = {recur_bleu_corpus(h, r, 2, &b), recur_chrf_corpus(h, r, 2, &chrf),
+                     recur_tokenize_13a(h[0], &t),
+                     recur_mbr_select(h, lp, 2, 1.0, RECUR_MBR_BLEU, &best, NULL)};
         recur_free(t);
         recur_set_allocator(NULL);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             other += rc[i] != RECUR_OK && rc[i] != RECUR_E_NOMEM;
             ok[i] |= rc[i] == RECUR_OK;
         }
     }
-    CHECK(ok[0] && ok[1] && ok[2]);
+    CHECK(ok[0] && ok[1] && ok[2] && ok[3]);
     CHECK(other == 0);
 }
 
@@ -338,6 +435,8 @@ int main(void)
     test_tokenize_13a();
     test_bleu();
     test_chrf();
+    test_sentence_bleu();
+    test_mbr();
     test_out_of_memory();
     CHECK_DONE();
 }

@@ -845,6 +845,116 @@ static void test_beam(void)
     beam_case(&c, 61, "input feeding");
 }
 
+/* n-best lists. With a beam wide enough to keep every hypothesis, the list
+ * of all 40 outputs comes back in the order of their normalised scores,
+ * each with its teacher-forced log p; a shorter list is its head; nbest 1
+ * is recur_seq2seq_translate. A narrow beam's list: distinct hypotheses,
+ * best first, the first the translation. */
+static bool same_tokens(const int32_t *a, int an, const int32_t *b, int bn)
+{
+    return an == bn && (an == 0 || memcmp(a, b, (size_t)an * sizeof *a) == 0);
+}
+
+static void test_nbest(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 6, 4,
+                                          6);
+    int32_t all[40][3];
+    int all_len[40];
+    const int count = all_outputs(all, all_len);
+    const int32_t src[4] = {3, 5, 4, 3};
+    for (int seed = 0; seed < 3; seed++) {
+        recur_seq2seq *m = make_model(&c, 91 + seed);
+        if (!m)
+            continue;
+        double logp[40];
+        for (int i = 0; i < count; i++)
+            logp[i] = sequence_log_prob(m, src, 4, all[i], all_len[i], -1);
+        for (int a = 0; a < 2; a++) {
+            const float alpha = a ? 1.0f : 0.0f;
+            double norm[40];
+            for (int i = 0; i < count; i++)
+                norm[i] = logp[i] / pow(all_len[i] + 1.0, alpha);
+            /* the 40 normalised scores, best first */
+            for (int i = 1; i < count; i++)
+                for (int j = i; j > 0 && norm[j] > norm[j - 1]; j--) {
+                    const double t = norm[j];
+                    norm[j] = norm[j - 1];
+                    norm[j - 1] = t;
+                }
+            const recur_seq2seq_decode_config dc = {64, alpha, 3, 0.0f};
+            recur_seq2seq_hypothesis *h = NULL, *head = NULL;
+            int found = 0, head_found = 0;
+            CHECK_OK(recur_seq2seq_translate_nbest(&m, 1, src, 4, &dc, 40, &h, &found));
+            CHECK_MSG(found == count, "seed %d: %d hypotheses, want %d", seed, found, count);
+            for (int r = 0; r < found && r < count; r++) {
+                const double lp = sequence_log_prob(m, src, 4, h[r].tokens, h[r].length, -1);
+                CHECK_NEAR(h[r].log_prob, lp, 1e-4);
+                CHECK_NEAR(h[r].score, lp / pow(h[r].length + 1.0, alpha), 1e-4);
+                CHECK_NEAR(h[r].score, norm[r], 1e-4);
+                for (int q = 0; q < r; q++)
+                    CHECK(!same_tokens(h[q].tokens, h[q].length, h[r].tokens, h[r].length));
+            }
+            CHECK_OK(recur_seq2seq_translate_nbest(&m, 1, src, 4, &dc, 7, &head, &head_found));
+            CHECK(head_found == 7);
+            for (int r = 0; r < head_found && r < found; r++)
+                CHECK(same_tokens(head[r].tokens, head[r].length, h[r].tokens, h[r].length));
+            int32_t *out = NULL;
+            int len = -1;
+            CHECK_OK(recur_seq2seq_translate(m, src, 4, &dc, &out, &len, NULL));
+            CHECK(found > 0 && same_tokens(out, len, h[0].tokens, h[0].length));
+            recur_free(out);
+            recur_seq2seq_hypotheses_free(h, found);
+            recur_seq2seq_hypotheses_free(head, head_found);
+        }
+        recur_seq2seq_free(m);
+    }
+
+    /* a narrow beam over a larger vocabulary and the default length limit */
+    recur_seq2seq_config w = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 2, 1, 9, 5,
+                                          12);
+    w.tgt_vocab_size = 12;
+    const int32_t longer[6] = {3, 8, 4, 4, 7, 5};
+    for (int seed = 0; seed < 3; seed++) {
+        recur_seq2seq *m = make_model(&w, 101 + seed);
+        if (!m)
+            continue;
+        for (int nb = 1; nb <= 4; nb++) {
+            const recur_seq2seq_decode_config dc = {4, 0.6f, 0, 0.0f};
+            recur_seq2seq_hypothesis *h = NULL;
+            int found = 0, len = -1;
+            int32_t *out = NULL;
+            CHECK_OK(recur_seq2seq_translate_nbest(&m, 1, longer, 6, &dc, nb, &h, &found));
+            CHECK(found >= 1 && found <= nb);
+            CHECK_OK(recur_seq2seq_translate(m, longer, 6, &dc, &out, &len, NULL));
+            CHECK(found > 0 && same_tokens(out, len, h[0].tokens, h[0].length));
+            for (int r = 1; r < found; r++) {
+                CHECK(h[r].score <= h[r - 1].score);
+                for (int q = 0; q < r; q++)
+                    CHECK(!same_tokens(h[q].tokens, h[q].length, h[r].tokens, h[r].length));
+            }
+            recur_free(out);
+            recur_seq2seq_hypotheses_free(h, found);
+        }
+        /* refused: nbest outside 1..beam, NULL output */
+        const recur_seq2seq_decode_config dc = {4, 0.6f, 0, 0.0f};
+        recur_seq2seq_hypothesis *h = (recur_seq2seq_hypothesis *)&w;
+        int found = -1;
+        CHECK_STATUS(recur_seq2seq_translate_nbest(&m, 1, longer, 6, &dc, 0, &h, &found),
+                     RECUR_E_INVALID);
+        CHECK_ERROR_MENTIONS("nbest 0");
+        CHECK(h == NULL && found == 0);
+        CHECK_STATUS(recur_seq2seq_translate_nbest(&m, 1, longer, 6, &dc, 5, &h, &found),
+                     RECUR_E_INVALID);
+        CHECK_STATUS(recur_seq2seq_translate_nbest(&m, 1, longer, 6, &dc, 1, NULL, &found),
+                     RECUR_E_INVALID);
+        CHECK_STATUS(recur_seq2seq_translate_nbest(&m, 0, longer, 6, &dc, 1, &h, &found),
+                     RECUR_E_INVALID);
+        recur_seq2seq_hypotheses_free(NULL, 3);
+        recur_seq2seq_free(m);
+    }
+}
+
 /* The coverage penalty, exhaustively as in test_beam: the wide beam's result
  * is the best of all 40 sequences by log p / len^alpha + beta sum_j log
  * min(c_j, 1), c_j the source position j's attention summed over the steps
@@ -1721,6 +1831,7 @@ int main(void)
     recur_set_threads(1);
     test_greedy();
     test_beam();
+    test_nbest();
     test_coverage_penalty();
     test_ensemble();
     test_attention_and_determinism();

@@ -454,7 +454,54 @@ static void test_train_resume_translate(void)
         }
     }
     free(plain_greedy);
+
+    /* --mbr: minimum Bayes risk over the beam's list; with one candidate (beam
+     * 1) it is greedy decoding; --attention follows the chosen translation */
+    char *greedy_text = NULL;
+    for (int k = 0; k < 2; k++) {
+        CHECK_EXIT(run("mbr_greedy", "translate", "--model", path_of("full/best.safetensors"),
+                       "--beam", "1", "--mbr", k ? "bleu" : "none", NULL),
+                   0);
+        char *text = read_all(last_out);
+        if (k == 0)
+            greedy_text = text;
+        else {
+            CHECK(text && greedy_text && strcmp(text, greedy_text) == 0);
+            free(text);
+        }
+    }
+    free(greedy_text);
+    CHECK_EXIT(run("mbr_chrf", "translate", "--model", path_of("full/best.safetensors"), "--beam",
+                   "4", "--mbr", "chrf", "--mbr-temperature", "2", "--attention",
+                   path_of("mbr_att.jsonl"), NULL),
+               0);
+    CHECK(count_lines(last_out) == 3);
+    CHECK(count_lines(path_of("mbr_att.jsonl")) == 3);
     stdin_path = "/dev/null";
+    CHECK_EXIT(run("eval_mbr", "translate", "eval", "--model", path_of("full/best.safetensors"),
+                   "--data", data, "--split", "validation", "--beam", "4", "--mbr", "bleu",
+                   "--json", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("\"mbr\": \"bleu\"");
+    json = read_all(last_out);
+    b = json ? strstr(json, "\"bleu\": ") : NULL;
+    const double mbr_bleu = b ? atof(b + 8) : -1.0;
+    CHECK_MSG(mbr_bleu > 30.0, "validation BLEU %.2f with --mbr bleu is not above 30", mbr_bleu);
+    free(json);
+    CHECK_EXIT(run("eval_mbr_text", "translate", "eval", "--model",
+                   path_of("full/best.safetensors"), "--data", data, "--beam", "3", "--mbr",
+                   "chrf", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("minimum Bayes risk: chrf over the 3 best");
+    CHECK_EXIT(run("mbr_bad", "translate", "--model", path_of("full/best.safetensors"), "--mbr",
+                   "ter", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--mbr");
+    CHECK_EXIT(run("mbr_temp_bad", "translate", "eval", "--model",
+                   path_of("full/best.safetensors"), "--data", data, "--mbr", "bleu",
+                   "--mbr-temperature", "0", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--mbr-temperature");
 
     /* ensembles: a model joined with itself translates and scores as alone;
      * a mixture's loss lies below the mean of its members' (Jensen) and

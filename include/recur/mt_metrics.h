@@ -52,6 +52,37 @@ RECUR_API int recur_bleu_corpus(const char *const *hyps, const char *const *refs
 RECUR_API int recur_chrf_corpus(const char *const *hyps, const char *const *refs, size_t n,
                                 double *score);
 
+/* Sentence BLEU as sacreBLEU's sentence_bleu() computes it: recur_bleu_corpus
+ * of the one pair, except that the mean of the log precisions runs over the
+ * orders up to the last the hypothesis has n-grams of (effective order), so
+ * a sentence of fewer than four tokens can score above 0. In 0..100. */
+RECUR_API int recur_sentence_bleu(const char *hyp, const char *ref, double *score);
+
+/* The utility minimum Bayes risk decoding maximises. */
+typedef enum recur_mbr_utility {
+    RECUR_MBR_BLEU = 0, /* recur_sentence_bleu */
+    RECUR_MBR_CHRF = 1  /* recur_chrf_corpus of the one pair */
+} recur_mbr_utility;
+
+/* "bleu" or "chrf" -> *out; RECUR_E_INVALID names anything else. */
+RECUR_API int recur_mbr_utility_parse(const char *name, recur_mbr_utility *out);
+
+/* Minimum Bayes risk selection (Kumar and Byrne 2004): of the n candidate
+ * translations cands[i], with model log-probabilities log_prob[i], *best is
+ * the index i that maximises the expected utility
+ *     sum_j w_j u(cands[i], cands[j]),  w = softmax(log_prob / temperature),
+ * u(h, r) the utility of h against the reference r (u = 100 when the two
+ * are the same text). The candidates stand in for the model's distribution:
+ * a translation that agrees with the other likely ones wins over a likely
+ * outlier. Ties go to the lower index (an n-best list: the better ranked).
+ * temperature > 1 flattens the weights. *expected (may be NULL) receives
+ * the winner's expected utility. RECUR_E_INVALID for n == 0, a NULL
+ * candidate, a NaN or +inf log-probability, all log-probabilities -inf, or
+ * a temperature that is not positive and finite. */
+RECUR_API int recur_mbr_select(const char *const *cands, const double *log_prob, size_t n,
+                               double temperature, recur_mbr_utility utility, size_t *best,
+                               double *expected);
+
 #ifdef __cplusplus
 }
 #endif

@@ -205,6 +205,35 @@ RECUR_API int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int
                                                const recur_seq2seq_decode_config *config,
                                                int32_t **out, int *out_len, float **attention);
 
+/* One translation of an n-best list. */
+typedef struct recur_seq2seq_hypothesis {
+    int32_t *tokens; /* [length] target ids without </s> (NULL when length is 0) */
+    int length;
+    double log_prob; /* sum of log p of its tokens and the </s> (an ensemble: of the
+                        mean distribution) */
+    double score;    /* what beam search ranks by: log_prob / (length + 1)^alpha, plus
+                        the coverage penalty */
+} recur_seq2seq_hypothesis;
+
+/* recur_seq2seq_translate_ensemble returning the `nbest` (1..beam_width)
+ * best finished hypotheses of the beam search instead of the best alone:
+ * *out (a new array, free with recur_seq2seq_hypotheses_free) holds
+ * *out_count of them (at least 1, at most nbest), best first by score
+ * (ties: the earlier found), all different. The search keeps each
+ * finished hypothesis that ranks among the best nbest so far, and stops
+ * when no hypothesis is live or none can still beat the nbest-th by
+ * normalised score (the bound above), so nbest 1 gives exactly
+ * recur_seq2seq_translate_ensemble's output; a larger nbest may search
+ * longer. For minimum Bayes risk decoding (recur_mbr_select) and reranking.
+ * RECUR_E_INVALID as recur_seq2seq_translate_ensemble, and for nbest
+ * outside 1..beam_width. */
+RECUR_API int recur_seq2seq_translate_nbest(recur_seq2seq *const *models, int count,
+                                            const int32_t *src, int n,
+                                            const recur_seq2seq_decode_config *config, int nbest,
+                                            recur_seq2seq_hypothesis **out, int *out_count);
+/* Frees the array and the count hypotheses' tokens; NULL is fine. */
+RECUR_API void recur_seq2seq_hypotheses_free(recur_seq2seq_hypothesis *hyps, int count);
+
 /* The attention of a given translation (teacher forcing, as decoding
  * computes it): src [n] and tgt [len] (no <s>/</s>, len >= 0) -> *attention,
  * a new [len + 1, n] array (free with recur_free): row i is the attention

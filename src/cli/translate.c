@@ -295,8 +295,49 @@ int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t 
 
 /* ---- translating and scoring --------------------------------------------------------- */
 
-int translate_sentence(tr_model *m, int count, const char *text,
-                       const recur_seq2seq_decode_config *decode, int want_attention, tr_result *r)
+/* Minimum Bayes risk: the n-best list of the beam search, each detokenized,
+ * and the recur_mbr_select choice to r (its tokens, text and, wanted, the
+ * attention along it). */
+static int mbr_sentence(tr_model *m, recur_seq2seq *const *nets, int count, const tr_decode *decode,
+                        int want_attention, tr_result *r)
+{
+    recur_seq2seq_hypothesis *hyps = NULL;
+    int found = 0;
+    int status = recur_seq2seq_translate_nbest(nets, count, r->src, r->src_len, &decode->search,
+                                               decode->search.beam_width, &hyps, &found);
+    char **texts = status ? NULL : calloc((size_t)found, sizeof *texts);
+    double *logp = status ? NULL : calloc((size_t)found, sizeof *logp);
+    if (status == RECUR_OK && (!texts || !logp))
+        status = recur_set_error(RECUR_E_NOMEM, "out of memory");
+    for (int h = 0; status == RECUR_OK && h < found; h++) {
+        logp[h] = hyps[h].log_prob;
+        status = recur_bpe_decode(m->bpe, hyps[h].tokens, (size_t)hyps[h].length, &texts[h],
+                                  NULL);
+    }
+    size_t best = 0;
+    if (status == RECUR_OK)
+        status = recur_mbr_select((const char *const *)texts, logp, (size_t)found,
+                                  decode->temperature, decode->utility, &best, NULL);
+    if (status == RECUR_OK) {
+        r->out = hyps[best].tokens;
+        r->out_len = hyps[best].length;
+        hyps[best].tokens = NULL;
+        r->text = texts[best];
+        texts[best] = NULL;
+        if (want_attention)
+            status = recur_seq2seq_attention(nets[0], r->src, r->src_len, r->out, r->out_len,
+                                             &r->attention);
+    }
+    for (int h = 0; texts && h < found; h++)
+        recur_free(texts[h]);
+    free(texts);
+    free(logp);
+    recur_seq2seq_hypotheses_free(hyps, found);
+    return status;
+}
+
+int translate_sentence(tr_model *m, int count, const char *text, const tr_decode *decode,
+                       int want_attention, tr_result *r)
 {
     memset(r, 0, sizeof *r);
     size_t n = 0;
@@ -313,10 +354,15 @@ int translate_sentence(tr_model *m, int count, const char *text,
     recur_seq2seq *nets[RECUR_SEQ2SEQ_MAX_ENSEMBLE];
     for (int i = 0; i < count && i < RECUR_SEQ2SEQ_MAX_ENSEMBLE; i++)
         nets[i] = m[i].net;
-    status = recur_seq2seq_translate_ensemble(nets, count, r->src, r->src_len, decode, &r->out,
-                                              &r->out_len, want_attention ? &r->attention : NULL);
-    if (status == RECUR_OK)
-        status = recur_bpe_decode(m->bpe, r->out, (size_t)r->out_len, &r->text, NULL);
+    if (decode->mbr)
+        status = mbr_sentence(m, nets, count, decode, want_attention, r);
+    else {
+        status = recur_seq2seq_translate_ensemble(nets, count, r->src, r->src_len,
+                                                  &decode->search, &r->out, &r->out_len,
+                                                  want_attention ? &r->attention : NULL);
+        if (status == RECUR_OK)
+            status = recur_bpe_decode(m->bpe, r->out, (size_t)r->out_len, &r->text, NULL);
+    }
     if (status)
         translate_result_free(r);
     return status;
@@ -484,7 +530,7 @@ int translate_nll(tr_model *m, int count, const tr_pairs *pairs, size_t limit, i
 }
 
 int translate_score(tr_model *m, int count, const tr_pairs *pairs, size_t limit,
-                    const recur_seq2seq_decode_config *decode, int batch, tr_scores *s)
+                    const tr_decode *decode, int batch, tr_scores *s)
 {
     memset(s, 0, sizeof *s);
     const size_t n = limit && limit < pairs->count ? limit : pairs->count;

@@ -67,7 +67,9 @@ void translate_models_free(tr_model *models, int count);
 int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t *n);
 
 /* One sentence translated by the `count` models m[0..count) together
- * (recur_seq2seq_translate_ensemble; model 0's BPE): *text (recur_free).
+ * (recur_seq2seq_translate_ensemble, or with decode->mbr the minimum Bayes
+ * risk choice of recur_seq2seq_translate_nbest's list; model 0's BPE):
+ * *text (recur_free).
  * attention and its shape as recur_seq2seq_translate gives them (model
  * 0's; may be NULL). Sentences longer than 100,000 tokens are cut there. */
 typedef struct tr_result {
@@ -77,9 +79,18 @@ typedef struct tr_result {
     float *attention; /* [out_len + 1, src_len] */
 } tr_result;
 
-int translate_sentence(tr_model *m, int count, const char *text,
-                       const recur_seq2seq_decode_config *decode, int want_attention,
-                       tr_result *r);
+/* How to decode: the beam search, and optionally minimum Bayes risk
+ * selection among its `search.beam_width` best finished hypotheses
+ * (recur_mbr_select with the utility and temperature). */
+typedef struct tr_decode {
+    recur_seq2seq_decode_config search;
+    int mbr; /* 0: the beam's best */
+    recur_mbr_utility utility;
+    double temperature;
+} tr_decode;
+
+int translate_sentence(tr_model *m, int count, const char *text, const tr_decode *decode,
+                       int want_attention, tr_result *r);
 void translate_result_free(tr_result *r);
 
 /* Translates every source sentence of pairs with the `count` models m[]
@@ -95,7 +106,7 @@ typedef struct tr_scores {
 } tr_scores;
 
 int translate_score(tr_model *m, int count, const tr_pairs *pairs, size_t limit,
-                    const recur_seq2seq_decode_config *decode, int batch, tr_scores *s);
+                    const tr_decode *decode, int batch, tr_scores *s);
 void translate_scores_free(tr_scores *s);
 
 /* Mean per-token NLL (and the token count) of the references given the

@@ -17,8 +17,11 @@
 /* Decoding options shared by both commands. */
 typedef struct decode_opts {
     int beam, max_length, threads;
-    double length_penalty, coverage_penalty;
+    double length_penalty, coverage_penalty, mbr_temperature;
+    const char *mbr;
 } decode_opts;
+
+static const char *const mbr_choices[] = {"none", "bleu", "chrf", NULL};
 
 static int add_decode_options(cli_option *table, decode_opts *d)
 {
@@ -31,6 +34,12 @@ static int add_decode_options(cli_option *table, decode_opts *d)
          "the source subwords of log min(attention received, 1): finished hypotheses that "
          "left source subwords unattended rank lower (Wu et al. 2016; 0: off)", 0, 10, NULL,
          NULL, 0, 0},
+        {"mbr", CLI_CHOICE, &d->mbr, "UTILITY", "minimum Bayes risk decoding: of the beam's "
+         "--beam best translations, output the one with the highest expected sentence BLEU or "
+         "chrF against the others, weighted by their probabilities (none: the beam's best)", 0,
+         0, mbr_choices, NULL, 0, 0},
+        {"mbr-temperature", CLI_DOUBLE, &d->mbr_temperature, "T", "--mbr weights the "
+         "translations by p^(1/T): above 1 flatter", 0.01, 1e6, NULL, NULL, 0, 0},
         {"max-length", CLI_INT, &d->max_length, "N", "most subwords a translation (0: twice the "
          "source's + 10)", 0, 100000, NULL, NULL, 0, 0},
         {"threads", CLI_INT, &d->threads, "N", "threads for the matrix products (0: all cores)",
@@ -40,13 +49,17 @@ static int add_decode_options(cli_option *table, decode_opts *d)
     return (int)(sizeof entries / sizeof entries[0]);
 }
 
-static recur_seq2seq_decode_config decode_config(const decode_opts *d)
+static tr_decode decode_config(const decode_opts *d)
 {
-    recur_seq2seq_decode_config c = recur_seq2seq_decode_config_default();
-    c.beam_width = d->beam;
-    c.length_penalty = (float)d->length_penalty;
-    c.max_length = d->max_length;
-    c.coverage_penalty = (float)d->coverage_penalty;
+    tr_decode c = {.search = recur_seq2seq_decode_config_default(),
+                   .mbr = strcmp(d->mbr, "none") != 0,
+                   .temperature = d->mbr_temperature};
+    c.search.beam_width = d->beam;
+    c.search.length_penalty = (float)d->length_penalty;
+    c.search.max_length = d->max_length;
+    c.search.coverage_penalty = (float)d->coverage_penalty;
+    if (c.mbr)
+        recur_mbr_utility_parse(d->mbr, &c.utility);
     return c;
 }
 
@@ -103,7 +116,7 @@ int cmd_translate_run(int argc, char **argv)
 {
     const char *cmd = "translate";
     const char *model_path = NULL, *attention_path = NULL;
-    decode_opts d = {.beam = 5, .max_length = 0, .threads = 0, .length_penalty = 0.6};
+    decode_opts d = {.beam = 5, .length_penalty = 0.6, .mbr_temperature = 1.0, .mbr = "none"};
     cli_option options[16];
     const cli_option own[] = {
         {"model", CLI_STRING, &model_path, "FILE[,FILE...]", "checkpoint written by recur "
@@ -137,7 +150,7 @@ int cmd_translate_run(int argc, char **argv)
         translate_models_free(m, members);
         return cli_fail(cmd, "", "cannot write --attention %s", attention_path);
     }
-    const recur_seq2seq_decode_config decode = decode_config(&d);
+    const tr_decode decode = decode_config(&d);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -188,7 +201,7 @@ int cmd_translate_eval(int argc, char **argv)
 {
     const char *cmd = "translate eval";
     const char *model_path = NULL, *data = NULL, *split_name = "test", *output = NULL;
-    decode_opts d = {.beam = 5, .max_length = 0, .threads = 0, .length_penalty = 0.6};
+    decode_opts d = {.beam = 5, .length_penalty = 0.6, .mbr_temperature = 1.0, .mbr = "none"};
     int64_t limit = 0, examples = 0;
     int json = 0, batch = 64;
     cli_option options[24];
@@ -238,7 +251,7 @@ int cmd_translate_eval(int argc, char **argv)
         translate_models_free(m, members);
         return rc;
     }
-    const recur_seq2seq_decode_config decode = decode_config(&d);
+    const tr_decode decode = decode_config(&d);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     tr_scores s;
@@ -264,14 +277,17 @@ int cmd_translate_eval(int argc, char **argv)
         printf("{\"sentences\": %zu, \"bleu\": %.4f, \"chrf\": %.4f, \"precisions\": [%.4f, %.4f, "
                "%.4f, %.4f], \"bp\": %.6f, \"hyp_len\": %zu, \"ref_len\": %zu, \"nll\": %.6f, "
                "\"tokens\": %zu, \"beam\": %d, \"length_penalty\": %g, \"coverage_penalty\": "
-               "%g, \"seconds\": %.3f}\n",
+               "%g, \"mbr\": \"%s\", \"mbr_temperature\": %g, \"seconds\": %.3f}\n",
                s.sentences, b->score, s.chrf, b->precision[0], b->precision[1], b->precision[2],
                b->precision[3], b->bp, b->hyp_len, b->ref_len, s.nll, s.tokens, d.beam,
-               d.length_penalty, d.coverage_penalty, seconds);
+               d.length_penalty, d.coverage_penalty, d.mbr, d.mbr_temperature, seconds);
     } else {
         printf("%s part of %s: %zu sentences, beam %d (length penalty %g, coverage penalty "
                "%g), %.1fs\n", split_name, data, s.sentences, d.beam, d.length_penalty,
                d.coverage_penalty, seconds);
+        if (decode.mbr)
+            printf("minimum Bayes risk: %s over the %d best, temperature %g\n", d.mbr, d.beam,
+                   d.mbr_temperature);
         printf("BLEU %.2f (%.1f/%.1f/%.1f/%.1f, BP %.3f, ratio %.3f, hyp %zu, ref %zu tokens)\n",
                b->score, b->precision[0], b->precision[1], b->precision[2], b->precision[3], b->bp,
                b->ref_len ? (double)b->hyp_len / (double)b->ref_len : 0.0, b->hyp_len,

@@ -80,7 +80,7 @@ typedef struct tt_run {
     int32_t **bsrc, **btgt;
     int *bsrc_len, *btgt_len;
     uint64_t data_hash;
-    recur_seq2seq_decode_config val_decode;
+    tr_decode val_decode;
 } tt_run;
 
 static const char *const cell_choices[] = {"gru", "lstm", "rnn_tanh", "rnn_relu", NULL};
@@ -724,8 +724,8 @@ int cmd_translate_train(int argc, char **argv)
     r.o = &o;
     r.to = &to;
     r.plan_epoch = -1;
-    r.val_decode = recur_seq2seq_decode_config_default();
-    r.val_decode.beam_width = 1;
+    r.val_decode = (tr_decode){.search = recur_seq2seq_decode_config_default()};
+    r.val_decode.search.beam_width = 1;
     int rc = trainer_create(cmd, options, &to, argc, argv, &r.t);
     if (rc)
         return rc;

@@ -20,8 +20,10 @@
  * splitting, rstrip and chrF) and chrF's characters are decoded from UTF-8;
  * a byte that is not part of well-formed UTF-8 counts as one character of
  * its own (Python could not have read such a line at all).
- * Leaves out: multiple references, lowercasing, other tokenizers, chrF++
- * (word n-grams), sentence-level scores and effective-order BLEU. */
+ * Sentence BLEU is sacreBLEU's sentence_bleu (effective order). Leaves out:
+ * multiple references, lowercasing, other tokenizers, chrF++ (word n-grams).
+ * Minimum Bayes risk selection (recur_mbr_select) scores candidates with
+ * these. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,6 +527,46 @@ static int check_lines(const char *who, const char *const *hyps, const char *con
     return RECUR_OK;
 }
 
+/* BLEU.compute_bleu with smooth_method "exp" from the summed statistics;
+ * `effective` is sacreBLEU's effective_order: the mean runs over the orders
+ * up to the last with n-grams in the hypothesis instead of all four. */
+static void bleu_score(const size_t len[2], const size_t *correct, const size_t *total,
+                       bool effective, recur_bleu *out)
+{
+    const size_t sys_len = len[0], ref_len = len[1];
+    double bp = 1.0;
+    if (sys_len < ref_len)
+        bp = sys_len > 0 ? exp(1.0 - (double)ref_len / (double)sys_len) : 0.0;
+    out->bp = bp;
+    out->hyp_len = sys_len;
+    out->ref_len = ref_len;
+    int any = 0;
+    for (int k = 0; k < BLEU_ORDER; k++) {
+        out->matches[k] = correct[k];
+        out->totals[k] = total[k];
+        any |= correct[k] != 0;
+    }
+    if (!any)
+        return; /* score and precisions 0 */
+    double smooth = 1.0;
+    int order = BLEU_ORDER;
+    for (int k = 0; k < BLEU_ORDER; k++) {
+        if (total[k] == 0)
+            break;
+        if (effective)
+            order = k + 1;
+        if (correct[k] == 0) {
+            smooth *= 2.0;
+            out->precision[k] = 100.0 / (smooth * (double)total[k]);
+        } else
+            out->precision[k] = 100.0 * (double)correct[k] / (double)total[k];
+    }
+    double sum = 0.0;
+    for (int k = 0; k < order; k++)
+        sum += bleu_log(out->precision[k]);
+    out->score = bp * exp(sum / order);
+}
+
 int recur_bleu_corpus(const char *const *hyps, const char *const *refs, size_t n,
                       recur_bleu *out)
 {
@@ -542,36 +584,29 @@ int recur_bleu_corpus(const char *const *hyps, const char *const *refs, size_t n
     work_free(&w);
     if (rc)
         return recur__error(RECUR_E_NOMEM, "recur_bleu_corpus: out of memory");
-    /* BLEU.compute_bleu with smooth_method "exp", effective_order off. */
-    const size_t sys_len = len[0], ref_len = len[1];
-    double bp = 1.0;
-    if (sys_len < ref_len)
-        bp = sys_len > 0 ? exp(1.0 - (double)ref_len / (double)sys_len) : 0.0;
-    out->bp = bp;
-    out->hyp_len = sys_len;
-    out->ref_len = ref_len;
-    int any = 0;
-    for (int k = 0; k < BLEU_ORDER; k++) {
-        out->matches[k] = correct[k];
-        out->totals[k] = total[k];
-        any |= correct[k] != 0;
-    }
-    if (!any)
-        return RECUR_OK; /* score and precisions 0 */
-    double smooth = 1.0;
-    for (int k = 0; k < BLEU_ORDER; k++) {
-        if (total[k] == 0)
-            break;
-        if (correct[k] == 0) {
-            smooth *= 2.0;
-            out->precision[k] = 100.0 / (smooth * (double)total[k]);
-        } else
-            out->precision[k] = 100.0 * (double)correct[k] / (double)total[k];
-    }
-    double sum = 0.0;
-    for (int k = 0; k < BLEU_ORDER; k++)
-        sum += bleu_log(out->precision[k]);
-    out->score = bp * exp(sum / BLEU_ORDER);
+    bleu_score(len, correct, total, false, out);
+    return RECUR_OK;
+}
+
+int recur_sentence_bleu(const char *hyp, const char *ref, double *score)
+{
+    if (!score)
+        return recur__error(RECUR_E_INVALID, "recur_sentence_bleu: NULL output");
+    *score = 0.0;
+    int rc = check_lines("recur_sentence_bleu", &hyp, &ref, 1);
+    if (rc)
+        return rc;
+    work w;
+    memset(&w, 0, sizeof w);
+    size_t len[2] = {0, 0}, correct[BLEU_ORDER] = {0}, total[BLEU_ORDER] = {0};
+    rc = bleu_sentence(&w, hyp, ref, len, correct, total);
+    work_free(&w);
+    if (rc)
+        return recur__error(RECUR_E_NOMEM, "recur_sentence_bleu: out of memory");
+    recur_bleu b;
+    memset(&b, 0, sizeof b);
+    bleu_score(len, correct, total, true, &b);
+    *score = b.score;
     return RECUR_OK;
 }
 
@@ -651,5 +686,79 @@ int recur_chrf_corpus(const char *const *hyps, const char *const *refs, size_t n
         f /= factor * avg_prec + avg_rec;
         *score = 100.0 * f;
     }
+    return RECUR_OK;
+}
+
+/* ---- minimum Bayes risk ------------------------------------------------------------- */
+
+int recur_mbr_utility_parse(const char *name, recur_mbr_utility *out)
+{
+    if (name && out && strcmp(name, "bleu") == 0)
+        *out = RECUR_MBR_BLEU;
+    else if (name && out && strcmp(name, "chrf") == 0)
+        *out = RECUR_MBR_CHRF;
+    else
+        return recur__error(RECUR_E_INVALID, "MBR utility \"%s\": not bleu or chrf",
+                            name ? name : "(null)");
+    return RECUR_OK;
+}
+
+int recur_mbr_select(const char *const *cands, const double *log_prob, size_t n,
+                     double temperature, recur_mbr_utility utility, size_t *best,
+                     double *expected)
+{
+    if (best)
+        *best = 0;
+    if (expected)
+        *expected = 0.0;
+    if (!cands || !log_prob || !best)
+        return recur__error(RECUR_E_INVALID, "recur_mbr_select: NULL argument");
+    if (n == 0)
+        return recur__error(RECUR_E_INVALID, "recur_mbr_select: no candidates (n == 0)");
+    if (!(temperature > 0.0) || isinf(temperature))
+        return recur__error(RECUR_E_INVALID, "recur_mbr_select: temperature %g is not a "
+                            "positive finite number", temperature);
+    if (utility != RECUR_MBR_BLEU && utility != RECUR_MBR_CHRF)
+        return recur__error(RECUR_E_INVALID, "recur_mbr_select: unknown utility %d",
+                            (int)utility);
+    double top = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (!cands[i])
+            return recur__error(RECUR_E_INVALID, "recur_mbr_select: cands[%zu] is NULL", i);
+        if (isnan(log_prob[i]) || log_prob[i] == INFINITY)
+            return recur__error(RECUR_E_INVALID, "recur_mbr_select: log_prob[%zu] is %g", i,
+                                log_prob[i]);
+        if (log_prob[i] > top)
+            top = log_prob[i];
+    }
+    if (top == -INFINITY)
+        return recur__error(RECUR_E_INVALID, "recur_mbr_select: every log_prob is -inf");
+    /* w_j = softmax(log_prob / temperature), then sum_j w_j u(c_i, c_j) */
+    double *w = recur__malloc(n * sizeof *w), sum = 0.0;
+    if (!w)
+        return recur__error(RECUR_E_NOMEM, "recur_mbr_select: out of memory");
+    for (size_t j = 0; j < n; j++)
+        sum += w[j] = exp((log_prob[j] - top) / temperature);
+    int rc = RECUR_OK;
+    double best_gain = -1.0;
+    for (size_t i = 0; i < n && rc == RECUR_OK; i++) {
+        double gain = 0.0;
+        for (size_t j = 0; j < n && rc == RECUR_OK; j++) {
+            double u = 100.0;
+            if (j != i && strcmp(cands[i], cands[j]) != 0)
+                rc = utility == RECUR_MBR_BLEU ? recur_sentence_bleu(cands[i], cands[j], &u)
+                                               : recur_chrf_corpus(&cands[i], &cands[j], 1, &u);
+            gain += w[j] / sum * u;
+        }
+        if (rc == RECUR_OK && gain > best_gain) {
+            best_gain = gain;
+            *best = i;
+        }
+    }
+    recur__free(w);
+    if (rc)
+        return rc;
+    if (expected)
+        *expected = best_gain;
     return RECUR_OK;
 }

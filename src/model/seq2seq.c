@@ -1687,16 +1687,23 @@ static int reorder_rows(const recur_seq2seq *m, decoding *d, const int *from)
     return recur_rnn_stream_reset(d->stream, d->h2, lstm ? d->c2 : NULL);
 }
 
+/* A finished hypothesis while the search runs: its ranking score, log p,
+ * tokens before </s>, and the row it extends (after step len - 1). */
+typedef struct finished {
+    double norm, logp;
+    int len, row;
+} finished;
+
 /* Beam search over the `count` models m[i] with their decodings d[i] (see
- * recur_seq2seq_translate_ensemble); the best finished hypothesis' tokens
- * to a new *out. Hypotheses live in the K rows of each stream; row k after
+ * recur_seq2seq_translate_ensemble); the best `nbest` finished hypotheses,
+ * best first, to hyps[0..*found_count) (their tokens new arrays). Hypotheses live in the K rows of each stream; row k after
  * step t holds tokens tok[0..t][.] traced back through parent[t][k]. One
  * model scores by its own logits; several by the log of their mean
  * distribution (recur_log_mixture, into mix). With a coverage penalty
  * (beta > 0), cov[k] holds the attention row k's hypothesis gave each
  * source position before this step, now[k] with this step's added. */
 static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float alpha, float beta,
-                       int32_t **out, int *out_len)
+                       int nbest, recur_seq2seq_hypothesis *hyps, int *found_count)
 {
     const int K = d[0].K, Vt = m[0]->config.tgt_vocab_size, L = d[0].max_len, n = d[0].n;
     const int expand = K < Vt - 2 ? K : Vt - 2; /* tokens 2..Vt-1 may be emitted */
@@ -1713,12 +1720,11 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
     double *cov = beta > 0.0f ? recur__calloc(2 * (size_t)K * n, sizeof *cov) : NULL;
     double *now = cov ? cov + (size_t)K * n : NULL;
     int status = RECUR_OK, live = 1;
-    /* the best finished hypothesis: its normalised score, tokens before
-     * </s>, and the row it extends (after step best_len - 1) */
-    bool found = false;
-    double best_norm = -INFINITY;
-    int best_len = 0, best_row = 0;
-    if (!tok || !tokens || !parent || !score || !cand || !top || !from || (count > 1 && !mix) ||
+    /* the best `nbest` finished hypotheses so far, best first (ties: the earlier found) */
+    finished *best = recur__calloc((size_t)nbest, sizeof *best);
+    int found = 0;
+    if (!best || !tok || !tokens || !parent || !score || !cand || !top || !from ||
+        (count > 1 && !mix) ||
         (beta > 0.0f && !cov)) {
         status = recur__error(RECUR_E_NOMEM, "out of memory in beam search");
         goto done;
@@ -1778,12 +1784,14 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
                 double norm = normalised(cand[j].score, t + 1, alpha);
                 if (cov)
                     norm += coverage_penalty(now + (size_t)cand[j].hyp * n, n, beta);
-                if (!found || norm > best_norm) {
-                    found = true;
-                    best_norm = norm;
-                    best_len = t;
-                    best_row = cand[j].hyp;
+                int at = found < nbest ? found++ : nbest;
+                while (at > 0 && norm > best[at - 1].norm) {
+                    if (at < nbest)
+                        best[at] = best[at - 1];
+                    at--;
                 }
+                if (at < nbest)
+                    best[at] = (finished){norm, cand[j].score, t, cand[j].hyp};
             } else {
                 tok[(size_t)t * K + next] = cand[j].token;
                 parent[(size_t)t * K + next] = cand[j].hyp;
@@ -1792,7 +1800,8 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
         }
         /* log p only falls and a completion has at most L + 1 tokens, so a
          * live hypothesis can reach at most its score over (L + 1)^alpha */
-        if (next == 0 || (found && best_norm >= normalised(next_score[0], L + 1, alpha)))
+        if (next == 0 ||
+            (found == nbest && best[nbest - 1].norm >= normalised(next_score[0], L + 1, alpha)))
             break;
         /* reorder the states: row k continues row parent[t][k] */
         for (int k = 0; k < K; k++)
@@ -1808,21 +1817,22 @@ static int beam_search(recur_seq2seq *const *m, decoding *d, int count, float al
         }
         live = next;
     }
-    int32_t *seq = NULL;
-    if (best_len > 0) {
-        seq = recur__malloc((size_t)best_len * sizeof *seq);
-        if (!seq) {
+    for (int h = 0; h < found; h++) {
+        const finished *f = &best[h];
+        int32_t *seq = NULL;
+        if (f->len > 0 && !(seq = recur__malloc((size_t)f->len * sizeof *seq))) {
             status = recur__error(RECUR_E_NOMEM, "out of memory in beam search");
             goto done;
         }
-        for (int j = best_len - 1, row = best_row; j >= 0; j--) {
+        for (int j = f->len - 1, row = f->row; j >= 0; j--) {
             seq[j] = tok[(size_t)j * K + row];
             row = parent[(size_t)j * K + row];
         }
+        hyps[h] = (recur_seq2seq_hypothesis){seq, f->len, f->logp, f->norm};
+        *found_count = h + 1;
     }
-    *out = seq;
-    *out_len = best_len;
 done:
+    recur__free(best);
     recur__free(tok);
     recur__free(tokens);
     recur__free(parent);
@@ -1876,37 +1886,35 @@ static int check_source(const recur_seq2seq *m, const int32_t *src, int n, const
     return RECUR_OK;
 }
 
-int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
-                                     const int32_t *src, int n,
-                                     const recur_seq2seq_decode_config *config, int32_t **out,
-                                     int *out_len, float **attention)
+void recur_seq2seq_hypotheses_free(recur_seq2seq_hypothesis *hyps, int count)
 {
-    if (out)
-        *out = NULL;
-    if (out_len)
-        *out_len = 0;
-    if (attention)
-        *attention = NULL;
-    if (!models || !src || !out || !out_len)
-        return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate: NULL argument");
+    for (int h = 0; hyps && h < count; h++)
+        recur__free(hyps[h].tokens);
+    recur__free(hyps);
+}
+
+/* The checks and the search of recur_seq2seq_translate_nbest; fn names the
+ * caller in errors. *hyps is a new array of nbest entries, *found of them set. */
+static int translate_search(recur_seq2seq *const *models, int count, const int32_t *src, int n,
+                            const recur_seq2seq_decode_config *config, int nbest,
+                            const char *fn, recur_seq2seq_hypothesis **hyps, int *found,
+                            float **attention)
+{
     if (count < 1 || count > MAX_MEMBERS)
-        return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_ensemble: %d models "
-                            "(1..%d)", count, MAX_MEMBERS);
+        return recur__error(RECUR_E_INVALID, "%s: %d models (1..%d)", fn, count, MAX_MEMBERS);
     for (int i = 0; i < count; i++) {
         if (!models[i])
-            return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_ensemble: model %d is "
-                                "NULL", i);
+            return recur__error(RECUR_E_INVALID, "%s: model %d is NULL", fn, i);
         const recur_seq2seq_config *a = &models[0]->config, *b = &models[i]->config;
         if (a->src_vocab_size != b->src_vocab_size || a->tgt_vocab_size != b->tgt_vocab_size)
-            return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_ensemble: model %d's "
-                                "vocabularies (%d, %d) differ from model 0's (%d, %d)", i,
-                                b->src_vocab_size, b->tgt_vocab_size, a->src_vocab_size,
-                                a->tgt_vocab_size);
+            return recur__error(RECUR_E_INVALID, "%s: model %d's vocabularies (%d, %d) differ "
+                                "from model 0's (%d, %d)", fn, i, b->src_vocab_size,
+                                b->tgt_vocab_size, a->src_vocab_size, a->tgt_vocab_size);
     }
     recur_seq2seq *m = models[0];
     const recur_seq2seq_decode_config dc = config ? *config
                                                   : recur_seq2seq_decode_config_default();
-    int status = check_source(m, src, n, "recur_seq2seq_translate");
+    int status = check_source(m, src, n, fn);
     if (status)
         return status;
     if (dc.beam_width < 1 || dc.beam_width > MAX_BEAM)
@@ -1921,6 +1929,11 @@ int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
     if (dc.max_length < 0 || dc.max_length > MAX_DECODE_LENGTH)
         return recur__error(RECUR_E_INVALID, "decode config: max_length %d outside 0..%d",
                             dc.max_length, MAX_DECODE_LENGTH);
+    if (nbest < 1 || nbest > dc.beam_width)
+        return recur__error(RECUR_E_INVALID, "%s: nbest %d outside 1..%d (the beam width)", fn,
+                            nbest, dc.beam_width);
+    if (!(*hyps = recur__calloc((size_t)nbest, sizeof **hyps)))
+        return recur__error(RECUR_E_NOMEM, "out of memory in beam search");
     decoding d[MAX_MEMBERS];
     memset(d, 0, sizeof d);
     const long fallback = 2L * n + 10;
@@ -1931,22 +1944,65 @@ int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
         d[i].max_len = max_len;
         status = decoding_init(models[i], src, n, dc.beam_width, &d[i]);
     }
-    int32_t *seq = NULL;
-    int len = 0;
     if (status == RECUR_OK)
-        status = beam_search(models, d, count, dc.length_penalty, dc.coverage_penalty, &seq,
-                             &len);
+        status = beam_search(models, d, count, dc.length_penalty, dc.coverage_penalty, nbest,
+                             *hyps, found);
     if (status == RECUR_OK && attention)
-        status = attention_rows(m, &d[0], seq, len, attention);
+        status = attention_rows(m, &d[0], (*hyps)[0].tokens, (*hyps)[0].length, attention);
     for (int i = 0; i < count; i++)
         decoding_free(&d[i]);
+    return status;
+}
+
+int recur_seq2seq_translate_nbest(recur_seq2seq *const *models, int count, const int32_t *src,
+                                  int n, const recur_seq2seq_decode_config *config, int nbest,
+                                  recur_seq2seq_hypothesis **out, int *out_count)
+{
+    if (out)
+        *out = NULL;
+    if (out_count)
+        *out_count = 0;
+    if (!models || !src || !out || !out_count)
+        return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate_nbest: NULL argument");
+    recur_seq2seq_hypothesis *hyps = NULL;
+    int found = 0;
+    int status = translate_search(models, count, src, n, config, nbest,
+                                  "recur_seq2seq_translate_nbest", &hyps, &found, NULL);
     if (status) {
-        recur__free(seq);
+        recur_seq2seq_hypotheses_free(hyps, found);
         return status;
     }
-    *out = seq;
-    *out_len = len;
+    *out = hyps;
+    *out_count = found;
     return RECUR_OK;
+}
+
+int recur_seq2seq_translate_ensemble(recur_seq2seq *const *models, int count,
+                                     const int32_t *src, int n,
+                                     const recur_seq2seq_decode_config *config, int32_t **out,
+                                     int *out_len, float **attention)
+{
+    if (out)
+        *out = NULL;
+    if (out_len)
+        *out_len = 0;
+    if (attention)
+        *attention = NULL;
+    if (!models || !src || !out || !out_len)
+        return recur__error(RECUR_E_INVALID, "recur_seq2seq_translate: NULL argument");
+    recur_seq2seq_hypothesis *hyps = NULL;
+    int found = 0;
+    int status = translate_search(models, count, src, n, config, 1,
+                                  count == 1 ? "recur_seq2seq_translate"
+                                             : "recur_seq2seq_translate_ensemble",
+                                  &hyps, &found, attention);
+    if (status == RECUR_OK) {
+        *out = hyps[0].tokens;
+        *out_len = hyps[0].length;
+        hyps[0].tokens = NULL;
+    }
+    recur_seq2seq_hypotheses_free(hyps, found);
+    return status;
 }
 
 int recur_seq2seq_translate(recur_seq2seq *m, const int32_t *src, int n,
