@@ -492,7 +492,20 @@ static void test_train_resume_translate(void)
                    path_of("full/best.safetensors"), "--data", data, "--beam", "3", "--mbr",
                    "chrf", NULL),
                0);
-    CHECK_STDOUT_MENTIONS("minimum Bayes risk: chrf over the 3 best");
+    CHECK_STDOUT_MENTIONS("minimum Bayes risk: chrf over the 3 best, weights from prob");
+    CHECK_EXIT(run("eval_mbr_score", "translate", "eval", "--model",
+                   path_of("full/best.safetensors"), "--data", data, "--beam", "3", "--mbr",
+                   "bleu", "--mbr-weights", "score", "--mbr-temperature", "0.1", "--json", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("\"mbr_weights\": \"score\"");
+    json = read_all(last_out);
+    b = json ? strstr(json, "\"bleu\": ") : NULL;
+    CHECK_MSG(b && atof(b + 8) > 30.0, "test BLEU with --mbr-weights score is not above 30");
+    free(json);
+    CHECK_EXIT(run("mbr_weights_bad", "translate", "--model", path_of("full/best.safetensors"),
+                   "--mbr", "bleu", "--mbr-weights", "length", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--mbr-weights");
     CHECK_EXIT(run("mbr_bad", "translate", "--model", path_of("full/best.safetensors"), "--mbr",
                    "ter", NULL),
                2);

@@ -310,7 +310,7 @@ static int mbr_sentence(tr_model *m, recur_seq2seq *const *nets, int count, cons
     if (status == RECUR_OK && (!texts || !logp))
         status = recur_set_error(RECUR_E_NOMEM, "out of memory");
     for (int h = 0; status == RECUR_OK && h < found; h++) {
-        logp[h] = hyps[h].log_prob;
+        logp[h] = decode->by_score ? hyps[h].score : hyps[h].log_prob;
         status = recur_bpe_decode(m->bpe, hyps[h].tokens, (size_t)hyps[h].length, &texts[h],
                                   NULL);
     }

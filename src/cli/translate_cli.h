@@ -87,6 +87,7 @@ typedef struct tr_decode {
     int mbr; /* 0: the beam's best */
     recur_mbr_utility utility;
     double temperature;
+    int by_score; /* weights from the beam's normalised scores instead of log p */
 } tr_decode;
 
 int translate_sentence(tr_model *m, int count, const char *text, const tr_decode *decode,

@@ -18,10 +18,11 @@
 typedef struct decode_opts {
     int beam, max_length, threads;
     double length_penalty, coverage_penalty, mbr_temperature;
-    const char *mbr;
+    const char *mbr, *mbr_weights;
 } decode_opts;
 
 static const char *const mbr_choices[] = {"none", "bleu", "chrf", NULL};
+static const char *const mbr_weight_choices[] = {"prob", "score", NULL};
 
 static int add_decode_options(cli_option *table, decode_opts *d)
 {
@@ -40,6 +41,10 @@ static int add_decode_options(cli_option *table, decode_opts *d)
          0, mbr_choices, NULL, 0, 0},
         {"mbr-temperature", CLI_DOUBLE, &d->mbr_temperature, "T", "--mbr weights the "
          "translations by p^(1/T): above 1 flatter", 0.01, 1e6, NULL, NULL, 0, 0},
+        {"mbr-weights", CLI_CHOICE, &d->mbr_weights, "FROM", "--mbr weights from each "
+         "translation's probability (prob), or from its beam score, log p / length^ALPHA, "
+         "which does not favour short translations (score)", 0, 0, mbr_weight_choices, NULL, 0,
+         0},
         {"max-length", CLI_INT, &d->max_length, "N", "most subwords a translation (0: twice the "
          "source's + 10)", 0, 100000, NULL, NULL, 0, 0},
         {"threads", CLI_INT, &d->threads, "N", "threads for the matrix products (0: all cores)",
@@ -53,7 +58,8 @@ static tr_decode decode_config(const decode_opts *d)
 {
     tr_decode c = {.search = recur_seq2seq_decode_config_default(),
                    .mbr = strcmp(d->mbr, "none") != 0,
-                   .temperature = d->mbr_temperature};
+                   .temperature = d->mbr_temperature,
+                   .by_score = strcmp(d->mbr_weights, "score") == 0};
     c.search.beam_width = d->beam;
     c.search.length_penalty = (float)d->length_penalty;
     c.search.max_length = d->max_length;
@@ -116,7 +122,8 @@ int cmd_translate_run(int argc, char **argv)
 {
     const char *cmd = "translate";
     const char *model_path = NULL, *attention_path = NULL;
-    decode_opts d = {.beam = 5, .length_penalty = 0.6, .mbr_temperature = 1.0, .mbr = "none"};
+    decode_opts d = {.beam = 5, .length_penalty = 0.6, .mbr_temperature = 1.0, .mbr = "none",
+                     .mbr_weights = "prob"};
     cli_option options[16];
     const cli_option own[] = {
         {"model", CLI_STRING, &model_path, "FILE[,FILE...]", "checkpoint written by recur "
@@ -201,7 +208,8 @@ int cmd_translate_eval(int argc, char **argv)
 {
     const char *cmd = "translate eval";
     const char *model_path = NULL, *data = NULL, *split_name = "test", *output = NULL;
-    decode_opts d = {.beam = 5, .length_penalty = 0.6, .mbr_temperature = 1.0, .mbr = "none"};
+    decode_opts d = {.beam = 5, .length_penalty = 0.6, .mbr_temperature = 1.0, .mbr = "none",
+                     .mbr_weights = "prob"};
     int64_t limit = 0, examples = 0;
     int json = 0, batch = 64;
     cli_option options[24];
@@ -277,17 +285,19 @@ int cmd_translate_eval(int argc, char **argv)
         printf("{\"sentences\": %zu, \"bleu\": %.4f, \"chrf\": %.4f, \"precisions\": [%.4f, %.4f, "
                "%.4f, %.4f], \"bp\": %.6f, \"hyp_len\": %zu, \"ref_len\": %zu, \"nll\": %.6f, "
                "\"tokens\": %zu, \"beam\": %d, \"length_penalty\": %g, \"coverage_penalty\": "
-               "%g, \"mbr\": \"%s\", \"mbr_temperature\": %g, \"seconds\": %.3f}\n",
+               "%g, \"mbr\": \"%s\", \"mbr_temperature\": %g, \"mbr_weights\": \"%s\", "
+               "\"seconds\": %.3f}\n",
                s.sentences, b->score, s.chrf, b->precision[0], b->precision[1], b->precision[2],
                b->precision[3], b->bp, b->hyp_len, b->ref_len, s.nll, s.tokens, d.beam,
-               d.length_penalty, d.coverage_penalty, d.mbr, d.mbr_temperature, seconds);
+               d.length_penalty, d.coverage_penalty, d.mbr, d.mbr_temperature, d.mbr_weights,
+               seconds);
     } else {
         printf("%s part of %s: %zu sentences, beam %d (length penalty %g, coverage penalty "
                "%g), %.1fs\n", split_name, data, s.sentences, d.beam, d.length_penalty,
                d.coverage_penalty, seconds);
         if (decode.mbr)
-            printf("minimum Bayes risk: %s over the %d best, temperature %g\n", d.mbr, d.beam,
-                   d.mbr_temperature);
+            printf("minimum Bayes risk: %s over the %d best, weights from %s, temperature %g\n",
+                   d.mbr, d.beam, d.mbr_weights, d.mbr_temperature);
         printf("BLEU %.2f (%.1f/%.1f/%.1f/%.1f, BP %.3f, ratio %.3f, hyp %zu, ref %zu tokens)\n",
                b->score, b->precision[0], b->precision[1], b->precision[2], b->precision[3], b->bp,
                b->ref_len ? (double)b->hyp_len / (double)b->ref_len : 0.0, b->hyp_len,
