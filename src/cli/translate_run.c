@@ -37,10 +37,11 @@ static int add_decode_options(cli_option *table, decode_opts *d)
          NULL, 0, 0},
         {"mbr", CLI_CHOICE, &d->mbr, "UTILITY", "minimum Bayes risk decoding: of the beam's "
          "--beam best translations, output the one with the highest expected sentence BLEU or "
-         "chrF against the others, weighted by their probabilities (none: the beam's best)", 0,
+         "chrF against the others, weighted as --mbr-weights says (none: the beam's best)", 0,
          0, mbr_choices, NULL, 0, 0},
-        {"mbr-temperature", CLI_DOUBLE, &d->mbr_temperature, "T", "--mbr weights the "
-         "translations by p^(1/T): above 1 flatter", 0.01, 1e6, NULL, NULL, 0, 0},
+        {"mbr-temperature", CLI_DOUBLE, &d->mbr_temperature, "T", "--mbr weights each "
+         "translation by exp(w / T), w its log p or score (--mbr-weights): larger T is "
+         "flatter", 0.01, 1e6, NULL, NULL, 0, 0},
         {"mbr-weights", CLI_CHOICE, &d->mbr_weights, "FROM", "--mbr weights from each "
          "translation's probability (prob), or from its beam score, log p / length^ALPHA, "
          "which does not favour short translations (score)", 0, 0, mbr_weight_choices, NULL, 0,
