@@ -66,6 +66,23 @@ static void write_text(const char *path, const char *text)
     }
 }
 
+/* Greedy decoding (--beam 1) of stdin with `flag` set to `off` and to `on`:
+ * the option must not change the translations. */
+static void greedy_ignores(const char *model, const char *flag, const char *off, const char *on)
+{
+    char *text[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        CHECK_EXIT(run("greedy_ignores", "translate", "--model", model, "--beam", "1", flag,
+                       k ? on : off, NULL),
+                   0);
+        text[k] = read_all(last_out);
+    }
+    CHECK_MSG(text[0] && text[1] && strcmp(text[0], text[1]) == 0,
+              "greedy decoding changed with %s %s", flag, on);
+    free(text[0]);
+    free(text[1]);
+}
+
 static int count_lines(const char *path)
 {
     char *text = read_all(path);
@@ -440,37 +457,11 @@ static void test_train_resume_translate(void)
     CHECK_STDERR_MENTIONS("--coverage-penalty");
     write_text(input, "ich sehe den hund\ndu habe einen ball\nheute\n");
     stdin_path = input;
-    char *plain_greedy = NULL;
-    for (int k = 0; k < 2; k++) {
-        CHECK_EXIT(run("greedy_coverage", "translate", "--model", path_of("full/best.safetensors"),
-                       "--beam", "1", "--coverage-penalty", k ? "3" : "0", NULL),
-                   0);
-        char *text = read_all(last_out);
-        if (k == 0)
-            plain_greedy = text;
-        else {
-            CHECK(text && plain_greedy && strcmp(text, plain_greedy) == 0);
-            free(text);
-        }
-    }
-    free(plain_greedy);
+    greedy_ignores(path_of("full/best.safetensors"), "--coverage-penalty", "0", "3");
 
     /* --mbr: minimum Bayes risk over the beam's list; with one candidate (beam
      * 1) it is greedy decoding; --attention follows the chosen translation */
-    char *greedy_text = NULL;
-    for (int k = 0; k < 2; k++) {
-        CHECK_EXIT(run("mbr_greedy", "translate", "--model", path_of("full/best.safetensors"),
-                       "--beam", "1", "--mbr", k ? "bleu" : "none", NULL),
-                   0);
-        char *text = read_all(last_out);
-        if (k == 0)
-            greedy_text = text;
-        else {
-            CHECK(text && greedy_text && strcmp(text, greedy_text) == 0);
-            free(text);
-        }
-    }
-    free(greedy_text);
+    greedy_ignores(path_of("full/best.safetensors"), "--mbr", "none", "bleu");
     CHECK_EXIT(run("mbr_chrf", "translate", "--model", path_of("full/best.safetensors"), "--beam",
                    "4", "--mbr", "chrf", "--mbr-temperature", "2", "--attention",
                    path_of("mbr_att.jsonl"), NULL),
