@@ -31,6 +31,7 @@
 #include "recur/forecast.h"
 #include "recur/bpe.h"
 #include "recur/mt_metrics.h"
+#include "recur/memory.h"
 #include "recur/seq2seq.h"
 
 #endif

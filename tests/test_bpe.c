@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "failing_alloc.h"
 #include "recur/bpe.h"
 #include "recur/data.h"
 
@@ -842,20 +843,6 @@ static void test_dropout(void)
 
 /* ---- out of memory ---------------------------------------------------------------- */
 
-static long alloc_budget; /* allocations left before the next one fails */
-
-static void *failing_malloc(size_t size, void *user)
-{
-    (void)user;
-    return alloc_budget-- > 0 ? malloc(size) : NULL;
-}
-
-static void plain_free(void *ptr, void *user)
-{
-    (void)user;
-    free(ptr);
-}
-
 /* Learning, encoding, decoding and JSON with the k-th allocation failing,
  * for every k until everything succeeds: each call returns RECUR_E_NOMEM
  * or succeeds, and nothing leaks (the sanitizer build checks that). */
@@ -863,12 +850,11 @@ static void test_out_of_memory(void)
 {
     const char *texts[] = {"hello hello help", "aaaa aaaa", "Gr\xc3\xbc\xc3\x9f" "e Gr\xc3\xbc\xc3\x9f" "e"};
     const char *line = "hello Gr\xc3\xbc\xc3\x9f" "e";
-    const recur_allocator failing = {failing_malloc, plain_free, NULL};
     int other = 0, done = 0;
     long k = 0;
     for (; k < 10000 && !done; k++) {
         alloc_budget = k;
-        recur_set_allocator(&failing);
+        recur_set_allocator(&failing_allocator);
         recur_bpe *bpe = NULL, *back = NULL;
         int32_t *ids = NULL;
         size_t n = 0;

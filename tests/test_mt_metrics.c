@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "failing_alloc.h"
 #include "recur/mt_metrics.h"
 
 #define TOL 1e-9
@@ -292,8 +293,6 @@ static void test_chrf(void)
     CHECK_STATUS(recur_chrf_corpus(a, a, 1, NULL), RECUR_E_INVALID);
 }
 
-static long alloc_budget; /* allocations left before the next one fails */
-
 /* Sentence BLEU (sacreBLEU's sentence_bleu: effective order), by hand. */
 static void test_sentence_bleu(void)
 {
@@ -388,25 +387,12 @@ static void test_mbr(void)
     CHECK_ERROR_MENTIONS("ter");
 }
 
-static void *failing_malloc(size_t size, void *user)
-{
-    (void)user;
-    return alloc_budget-- > 0 ? malloc(size) : NULL;
-}
-
-static void plain_free(void *ptr, void *user)
-{
-    (void)user;
-    free(ptr);
-}
-
 /* Each call with the k-th allocation failing, for every k until it
  * succeeds: RECUR_E_NOMEM or the right answer, no leak (sanitizer build). */
 static void test_out_of_memory(void)
 {
     const char *h[] = {"It is 1,000.5 km - or 2-3 days.", "the cat"};
     const char *r[] = {"It is 1,000.5 km, or 2-3 days.", "the cat sat"};
-    const recur_allocator failing = {failing_malloc, plain_free, NULL};
     const double lp[2] = {-1.0, -2.0};
     int other = 0, ok[4] = {0, 0, 0, 0};
     for (long k = 0; k < 1000 && !(ok[0] && ok[1] && ok[2] && ok[3]); k++) {
@@ -415,7 +401,7 @@ static void test_out_of_memory(void)
         char *t = NULL;
         size_t best = 0;
         alloc_budget = k;
-        recur_set_allocator(&failing);
+        recur_set_allocator(&failing_allocator);
         int rc[4] = {recur_bleu_corpus(h, r, 2, &b), recur_chrf_corpus(h, r, 2, &chrf),
                      recur_tokenize_13a(h[0], &t),
                      recur_mbr_select(h, lp, 2, 1.0, RECUR_MBR_BLEU, &best, NULL)};

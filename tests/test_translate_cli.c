@@ -9,7 +9,8 @@
  * line in, deterministic, --attention JSON lines whose rows sum to 1,
  * beam 1 equal to greedy); --init (fine-tuning starts from the model's
  * weights, the architecture options may only repeat its values); eval
- * (--json fields, --output lines); and bad
+ * (--json fields, --output lines); --memory (neural fuzzy repair: the
+ * memory in the checkpoint, extended sources, resume, --init, ensembles); and bad
  * input named by line or column (exit 1): an empty line, invalid UTF-8,
  * an unknown column, a missing model. */
 #define _POSIX_C_SOURCE 200809L
@@ -127,6 +128,23 @@ static int same_fields(const char *a, const char *b, int fields)
     return *a == *b;
 }
 
+/* The runs in folders a and b (under the test folder) logged the same step,
+ * epoch and training loss at steps first, first + every, .., last. */
+static void same_metrics(const char *a_dir, const char *b_dir, int first, int last, int every)
+{
+    for (int step = first; step <= last; step += every) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/metrics.csv", a_dir);
+        char *a = metrics_row(path_of(path), step);
+        snprintf(path, sizeof path, "%s/metrics.csv", b_dir);
+        char *b = metrics_row(path_of(path), step);
+        CHECK_MSG(a && same_fields(a, b, 3), "step %d: %s's metrics '%s' vs %s's '%s'", step,
+                  a_dir, a ? a : "(none)", b_dir, b ? b : "(none)");
+        free(a);
+        free(b);
+    }
+}
+
 static void test_usage(void)
 {
     CHECK_EXIT(run("help", "translate", "--help", NULL), 0);
@@ -173,14 +191,7 @@ static void test_train_resume_translate(void)
                    "--steps", "400", NULL),
                0);
     CHECK_STDERR_MENTIONS("resuming");
-    for (int step = 20; step <= 400; step += 60) {
-        char *a = metrics_row(path_of("full/metrics.csv"), step);
-        char *b = metrics_row(path_of("half/metrics.csv"), step);
-        CHECK_MSG(same_fields(a, b, 3), "step %d: metrics '%s' vs resumed '%s'", step,
-                  a ? a : "(none)", b ? b : "(none)");
-        free(a);
-        free(b);
-    }
+    same_metrics("full", "half", 20, 400, 60);
     /* word dropout draws from the saved RNG: a resumed run repeats the uninterrupted one */
     for (int k = 0; k < 3; k++) {
         const char *tag = k == 0 ? "wd_full" : k == 1 ? "wd_half" : "wd_resume";
@@ -199,14 +210,7 @@ static void test_train_resume_translate(void)
                        0);
     }
     CHECK_STDERR_MENTIONS("word dropout 0.2, hidden dropout 0.25"); /* from the checkpoint */
-    for (int step = 5; step <= 40; step += 5) {
-        char *a = metrics_row(path_of("wd_full/metrics.csv"), step);
-        char *b = metrics_row(path_of("wd_half/metrics.csv"), step);
-        CHECK_MSG(a && same_fields(a, b, 3), "step %d: metrics '%s' vs resumed '%s'", step,
-                  a ? a : "(none)", b ? b : "(none)");
-        free(a);
-        free(b);
-    }
+    same_metrics("wd_full", "wd_half", 5, 40, 5);
     /* --bpe-dropout: every epoch segments the pairs afresh from (seed, epoch), so a run
      * resumed across an epoch's end (about 68 steps an epoch here) repeats the uninterrupted
      * one; the segmentation, and so the loss, differs from the full one's */
@@ -658,6 +662,99 @@ static void test_init(void)
     CHECK(access(path_of("init_bad/latest.safetensors"), F_OK) != 0);
 }
 
+/* Whether line `n` (1..) of the file at path holds the byte c. */
+static int line_has(const char *path, int n, char c)
+{
+    char *text = read_all(path);
+    const char *at = text;
+    for (int k = 1; at && k < n; k++)
+        at = (at = strchr(at, '\n')) ? at + 1 : NULL;
+    const char *end = at ? strchr(at, '\n') : NULL;
+    const int has = at && end && memchr(at, c, (size_t)(end - at)) != NULL;
+    free(text);
+    return has;
+}
+
+/* --memory (neural fuzzy repair): the training part becomes the model's
+ * translation memory; sources are extended by their fuzzy match in
+ * training, on resuming, in eval and when translating stdin; --init keeps
+ * the memory; an ensemble's models must share it. */
+static void test_memory(void)
+{
+    char data[600], input[600], model[600], attention[600];
+    snprintf(data, sizeof data, "%s", path_of("pairs.tsv"));
+    snprintf(input, sizeof input, "%s", path_of("memory_input.txt"));
+    snprintf(model, sizeof model, "%s", path_of("mem/latest.safetensors"));
+    snprintf(attention, sizeof attention, "%s", path_of("mem_attention.jsonl"));
+    write_pairs(data, 1200, 0);
+    for (int k = 0; k < 3; k++) {
+        const char *tag = k == 0 ? "mem" : k == 1 ? "mem_half" : "mem_resume";
+        char out[600];
+        snprintf(out, sizeof out, "%s", path_of(k == 0 ? "mem" : "mem_half"));
+        if (k < 2)
+            CHECK_EXIT(run(tag, "translate", "train", "--data", data, "--memory", "--vocab", "300",
+                           "--embed", "8", "--hidden", "8", "--batch", "16", "--log-every", "5",
+                           "--val-every", "10", "--val-sentences", "5", "--save-every", "10",
+                           "--out", out, "--steps", k == 0 ? "20" : "10", NULL),
+                       0);
+        else
+            CHECK_EXIT(run(tag, "translate", "train", "--out", out, "--resume", "--steps", "20",
+                           NULL),
+                       0);
+        if (k == 0)
+            CHECK_STDERR_MENTIONS("translation memory of");
+    }
+    /* resuming reads the memory from the checkpoint and repeats the run */
+    same_metrics("mem", "mem_half", 5, 20, 5);
+    recur_st *st = NULL;
+    CHECK_OK(recur_st_open(model, &st));
+    const char *meta = st ? recur_st_metadata(st, "recur_translate") : NULL;
+    CHECK(meta && strstr(meta, "\"memory_threshold\":0.5") && strstr(meta, "\"format\":2"));
+    CHECK(st && recur_st_metadata(st, "recur_memory") != NULL);
+    recur_st_free(st);
+    /* a sentence with words of the training sources is extended ('@' comes only from the
+     * separator), one of unknown words is not */
+    write_text(input, "ich sehe  den hund heute\nxyz\n");
+    stdin_path = input;
+    CHECK_EXIT(run("mem_translate", "translate", "--model", model, "--beam", "2", "--attention",
+                   attention, NULL),
+               0);
+    CHECK(count_lines(last_out) == 2);
+    CHECK_MSG(line_has(attention, 1, '@'), "the first sentence's source was not extended");
+    CHECK_MSG(!line_has(attention, 2, '@'), "a sentence without a match was extended");
+    stdin_path = "/dev/null";
+    /* eval extends the sources and shows them as they were read */
+    CHECK_EXIT(run("mem_eval", "translate", "eval", "--model", model, "--data", data, "--split",
+                   "validation", "--limit", "5", "--examples", "5", "--beam", "1", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("SRC  ");
+    CHECK(!contains(last_err, "@"));
+    /* another threshold on resuming is refused */
+    CHECK_EXIT(run("mem_resume_threshold", "translate", "train", "--out", path_of("mem"),
+                   "--resume", "--memory-threshold", "0.7", "--steps", "30", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("memory-threshold");
+    /* --init keeps the memory and its threshold (an ensemble with the model works); another
+     * threshold makes a model an ensemble refuses */
+    CHECK_EXIT(run("mem_init", "translate", "train", "--init", model, "--data", data, "--lr",
+                   "1e-9", "--val-every", "0", "--steps", "2", "--out", path_of("mem_init"),
+                   NULL),
+               0);
+    CHECK_STDERR_MENTIONS("translation memory of");
+    CHECK_EXIT(run("mem_init2", "translate", "train", "--init", model, "--data", data,
+                   "--memory-threshold", "0.9", "--lr", "1e-9", "--val-every", "0", "--steps",
+                   "2", "--out", path_of("mem_init2"), NULL),
+               0);
+    char ensemble[1300];
+    snprintf(ensemble, sizeof ensemble, "%s,%s", model, path_of("mem_init/latest.safetensors"));
+    stdin_path = input;
+    CHECK_EXIT(run("mem_ensemble", "translate", "--model", ensemble, NULL), 0);
+    snprintf(ensemble, sizeof ensemble, "%s,%s", model, path_of("mem_init2/latest.safetensors"));
+    CHECK_EXIT(run("mem_ensemble_bad", "translate", "--model", ensemble, NULL), 1);
+    CHECK_STDERR_MENTIONS("translation memory (--memory) differs");
+    stdin_path = "/dev/null";
+}
+
 static void test_bad_data(void)
 {
     char data[600];
@@ -690,6 +787,7 @@ int main(int argc, char **argv)
     test_usage();
     test_train_resume_translate();
     test_init();
+    test_memory();
     test_bad_data();
     cli_end("translate_cli");
     CHECK_DONE();

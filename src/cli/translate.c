@@ -111,8 +111,44 @@ int translate_read_pairs(const char *cmd, const char *path, const char *source,
     return CLI_OK;
 }
 
+int translate_augment(const tr_model *m, const char *text, char **out)
+{
+    char *augmented = NULL;
+    if (m->memory) {
+        int status = recur_memory_augment(m->memory, text, m->memory_threshold,
+                                          (size_t)m->memory_max_chars, &augmented, NULL);
+        if (status)
+            return status;
+    }
+    *out = strdup(augmented ? augmented : text);
+    recur_free(augmented);
+    return *out ? RECUR_OK : recur_set_error(RECUR_E_NOMEM, "out of memory");
+}
+
+int translate_pairs_augment(const char *cmd, const tr_model *m, tr_pairs *p)
+{
+    if (!m->memory || p->owned)
+        return CLI_OK;
+    p->raw_src = malloc((p->count ? p->count : 1) * sizeof *p->raw_src);
+    p->owned = calloc(p->count ? p->count : 1, sizeof *p->owned);
+    if (!p->raw_src || !p->owned)
+        return cli_fail(cmd, "", "out of memory");
+    for (size_t i = 0; i < p->count; i++) {
+        if (translate_augment(m, p->src[i], &p->owned[i]))
+            return cli_fail(cmd, "", "the fuzzy match of line %lld: %s", (long long)p->line[i],
+                            recur_last_error());
+        p->raw_src[i] = p->src[i];
+        p->src[i] = p->owned[i];
+    }
+    return CLI_OK;
+}
+
 void translate_pairs_free(tr_pairs *p)
 {
+    for (size_t i = 0; p->owned && i < p->count; i++)
+        free(p->owned[i]);
+    free(p->owned);
+    free(p->raw_src);
     free(p->src);
     free(p->tgt);
     free(p->line);
@@ -122,7 +158,7 @@ void translate_pairs_free(tr_pairs *p)
 
 /* ---- the model file -------------------------------------------------------------- */
 
-#define TRANSLATE_FORMAT 1
+#define TRANSLATE_FORMAT 2 /* 2: with a translation memory; 1 without */
 
 int translate_model_write(tr_model *m, recur_st_writer *w)
 {
@@ -135,15 +171,53 @@ int translate_model_write(tr_model *m, recur_st_writer *w)
     recur_free(bpe);
     if (status)
         return status;
-    json_t *obj = json_pack("{s:i, s:s, s:s}", "format", TRANSLATE_FORMAT, "source", m->source,
+    json_t *obj = json_pack("{s:i, s:s, s:s}", "format", m->memory ? 2 : 1, "source", m->source,
                             "target", m->target);
-    char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+    if (obj && m->memory &&
+        (json_object_set_new(obj, "memory_threshold", json_real(m->memory_threshold)) ||
+         json_object_set_new(obj, "memory_max_chars", json_integer(m->memory_max_chars)))) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (!text)
         return recur_set_error(RECUR_E_NOMEM, "out of memory writing the model's metadata");
     status = recur_st_writer_metadata(w, "recur_translate", text);
     free(text);
+    if (status || !m->memory)
+        return status;
+    char *memory = NULL;
+    if ((status = recur_memory_to_json(m->memory, &memory)) == RECUR_OK)
+        status = recur_st_writer_metadata(w, "recur_memory", memory);
+    recur_free(memory);
     return status;
+}
+
+/* Format 2: "memory_threshold" (0..1) and "memory_max_chars" (>= 0), and
+ * the memory itself in the metadata "recur_memory". */
+static int read_memory(const recur_st *st, const char *name, json_t *obj, tr_model *m)
+{
+    json_t *th = json_object_get(obj, "memory_threshold");
+    json_t *mc = json_object_get(obj, "memory_max_chars");
+    if (!th && !mc)
+        return RECUR_OK;
+    if (!json_is_number(th) || !(json_number_value(th) >= 0 && json_number_value(th) <= 1) ||
+        !json_is_integer(mc) || json_integer_value(mc) < 0 || json_integer_value(mc) > 1000000)
+        return recur_set_error(RECUR_E_FORMAT, "%s: metadata 'recur_translate': "
+                               "\"memory_threshold\" must be a number in 0..1 and "
+                               "\"memory_max_chars\" an integer in 0..1000000", name);
+    const char *memory = recur_st_metadata(st, "recur_memory");
+    if (!memory)
+        return recur_set_error(RECUR_E_FORMAT, "%s: a model with a translation memory but no "
+                               "'recur_memory' metadata", name);
+    int status = recur_memory_from_json(memory, strlen(memory), &m->memory);
+    if (status)
+        return recur_set_error(status, "%s: metadata 'recur_memory': %s", name,
+                               recur_last_error());
+    m->memory_threshold = json_number_value(th);
+    m->memory_max_chars = (int)json_integer_value(mc);
+    return RECUR_OK;
 }
 
 static int read_column_name(const char *name, json_t *obj, const char *key, char *out,
@@ -185,11 +259,17 @@ int translate_model_read(const recur_st *st, const char *name, tr_model *m)
         status = read_column_name(name, obj, "source", m->source, sizeof m->source);
     if (status == RECUR_OK)
         status = read_column_name(name, obj, "target", m->target, sizeof m->target);
+    if (status == RECUR_OK)
+        status = read_memory(st, name, obj, m);
     json_decref(obj);
-    if (status)
+    if (status) {
+        translate_model_free(m);
         return status;
-    if ((status = recur_bpe_from_json(bpe, strlen(bpe), &m->bpe)))
+    }
+    if ((status = recur_bpe_from_json(bpe, strlen(bpe), &m->bpe))) {
+        translate_model_free(m);
         return recur_set_error(status, "%s: metadata 'recur_bpe': %s", name, recur_last_error());
+    }
     if ((status = recur_seq2seq_read(st, name, &m->net))) {
         translate_model_free(m);
         return status;
@@ -224,8 +304,25 @@ void translate_model_free(tr_model *m)
 {
     recur_seq2seq_free(m->net);
     recur_bpe_free(m->bpe);
+    recur_memory_free(m->memory);
     m->net = NULL;
     m->bpe = NULL;
+    m->memory = NULL;
+}
+
+/* Whether two models extend their sources alike: no memory, or the same
+ * pairs and settings. */
+static int same_memory(const tr_model *a, const tr_model *b)
+{
+    if (!a->memory || !b->memory)
+        return !a->memory && !b->memory;
+    const size_t n = recur_memory_size(a->memory);
+    int same = n == recur_memory_size(b->memory) && a->memory_threshold == b->memory_threshold &&
+               a->memory_max_chars == b->memory_max_chars;
+    for (size_t i = 0; same && i < n; i++)
+        same = strcmp(recur_memory_source(a->memory, i), recur_memory_source(b->memory, i)) == 0 &&
+               strcmp(recur_memory_target(a->memory, i), recur_memory_target(b->memory, i)) == 0;
+    return same;
 }
 
 /* Whether two BPEs encode alike: their merge lists are equal. */
@@ -268,6 +365,12 @@ int translate_models_load(const char *cmd, const char *spec, tr_model **models, 
             rc = cli_fail(cmd, "The models of an ensemble must share one BPE: train them on the "
                           "same data with the same --vocab.",
                           "%s: its subword vocabulary differs from that of %s", path, list);
+            translate_model_free(&m[k]);
+        } else if (rc == CLI_OK && k > 0 && !same_memory(&m[0], &m[k])) {
+            rc = cli_fail(cmd, "The models of an ensemble must extend their sources alike: "
+                          "train them with the same --memory settings on the same data.",
+                          "%s: its translation memory (--memory) differs from that of the "
+                          "first model", path);
             translate_model_free(&m[k]);
         }
     }

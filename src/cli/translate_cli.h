@@ -23,12 +23,15 @@ const char *translate_split_name(tr_split split);
 int translate_split_parse(const char *name, tr_split *out);
 
 /* Sentence pairs of one part of a TSV/CSV file whose header names the
- * source and target columns. Strings are owned by `rows`. */
+ * source and target columns. Strings are owned by `rows`, or after
+ * translate_pairs_augment the sources by `owned`. */
 typedef struct tr_pairs {
     size_t count;
     const char **src, **tgt;
     int64_t *line;           /* line of each pair in its file */
     recur_text_rows *rows;
+    const char **raw_src;    /* the sources as read (src itself until augmented) */
+    char **owned;            /* [count] the augmented sources, or NULL */
 } tr_pairs;
 
 /* Reads `path` and keeps the pairs of `split` (TR_ALL: every pair). Errors
@@ -38,16 +41,23 @@ int translate_read_pairs(const char *cmd, const char *path, const char *source,
                          const char *target, tr_split split, tr_pairs *out);
 void translate_pairs_free(tr_pairs *p);
 
-/* A translation model file: the network, its BPE and the column names. */
+/* A translation model file: the network, its BPE, the column names and,
+ * for neural fuzzy repair (--memory), the translation memory whose fuzzy
+ * matches extend each source sentence (recur_memory_augment). */
 typedef struct tr_model {
     recur_seq2seq *net;
     recur_bpe *bpe;
     char source[64], target[64];
+    recur_memory *memory;    /* NULL: sources are read as they are */
+    double memory_threshold;
+    int memory_max_chars;
 } tr_model;
 
 /* Adds the model to a writer: recur_seq2seq_write, plus the metadata
  * "recur_bpe" (recur_bpe_to_json) and "recur_translate" ({"format": 1,
- * "source": ..., "target": ...}). A library status. */
+ * "source": ..., "target": ...}; with a memory format 2, with
+ * "memory_threshold" and "memory_max_chars", and the metadata
+ * "recur_memory", recur_memory_to_json). A library status. */
 int translate_model_write(tr_model *m, recur_st_writer *w);
 /* Reads a model from an opened file (name starts messages); a library
  * status with the message in recur_last_error. */
@@ -57,11 +67,20 @@ int translate_model_load(const char *cmd, const char *path, tr_model *m);
 void translate_model_free(tr_model *m);
 
 /* An ensemble: `spec` is one path or several joined by commas (at most
- * RECUR_SEQ2SEQ_MAX_ENSEMBLE); all must hold the same BPE. *models: a new
+ * RECUR_SEQ2SEQ_MAX_ENSEMBLE); all must hold the same BPE and the same
+ * memory (or none). *models: a new
  * array of *count loaded models. CLI_FAILURE or CLI_USAGE (printed),
  * naming the file, on error. */
 int translate_models_load(const char *cmd, const char *spec, tr_model **models, int *count);
 void translate_models_free(tr_model *models, int count);
+
+/* The text the model reads for the source sentence `text`: with a memory,
+ * recur_memory_augment with the model's settings, else a copy. *out
+ * (free()); a library status. */
+int translate_augment(const tr_model *m, const char *text, char **out);
+/* Every source of p through translate_augment (p->raw_src keeps the
+ * sources as read); nothing without a memory. CLI_FAILURE (printed). */
+int translate_pairs_augment(const char *cmd, const tr_model *m, tr_pairs *p);
 
 /* A sentence to the model's ids: *ids (recur_free) and *n; a library status. */
 int translate_encode(const tr_model *m, const char *text, int32_t **ids, size_t *n);

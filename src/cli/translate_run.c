@@ -186,10 +186,14 @@ int cmd_translate_run(int argc, char **argv)
             break;
         }
         tr_result r;
-        if (translate_sentence(m, members, line, &decode, attention != NULL, &r)) {
+        char *input = NULL;
+        if (translate_augment(&m[0], line, &input) ||
+            translate_sentence(m, members, input, &decode, attention != NULL, &r)) {
             rc = cli_fail(cmd, "", "stdin line %" PRId64 ": %s", number, recur_last_error());
+            free(input);
             break;
         }
+        free(input);
         printf("%s\n", r.text);
         fflush(stdout);
         if (attention && write_attention(attention, m, number, &r))
@@ -260,6 +264,11 @@ int cmd_translate_eval(int argc, char **argv)
         translate_models_free(m, members);
         return rc;
     }
+    if ((rc = translate_pairs_augment(cmd, &m[0], &pairs))) {
+        translate_pairs_free(&pairs);
+        translate_models_free(m, members);
+        return rc;
+    }
     const tr_decode decode = decode_config(&d);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -280,7 +289,8 @@ int cmd_translate_eval(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < (size_t)examples && i < s.sentences; i++)
-        fprintf(stderr, "SRC  %s\nREF  %s\nHYP  %s\n\n", pairs.src[i], pairs.tgt[i], s.hyps[i]);
+        fprintf(stderr, "SRC  %s\nREF  %s\nHYP  %s\n\n",
+                pairs.raw_src ? pairs.raw_src[i] : pairs.src[i], pairs.tgt[i], s.hyps[i]);
     const recur_bleu *b = &s.bleu;
     if (json) {
         printf("{\"sentences\": %zu, \"bleu\": %.4f, \"chrf\": %.4f, \"precisions\": [%.4f, %.4f, "

@@ -42,6 +42,8 @@ typedef struct tt_opts {
     double dropout, embed_dropout, word_dropout, hidden_dropout, label_smoothing, bpe_dropout;
     int tie_embeddings, lexical, input_feeding;
     int64_t val_sentences;
+    int memory, memory_max_chars;
+    double memory_threshold;
 } tt_opts;
 
 /* Encoded training pairs, all in one id pool; with --bpe-dropout each epoch
@@ -225,7 +227,19 @@ static int encode_data(tt_run *r)
     return CLI_OK;
 }
 
-/* Learns the BPE on both sides of the training pairs and the extras. */
+/* --memory: the training part of --data becomes the model's translation
+ * memory (before its sources are extended). */
+static int build_memory(tt_run *r)
+{
+    if (recur_memory_new(r->train.src, r->train.tgt, r->train.count, &r->model.memory))
+        return cli_fail(r->cmd, "", "building the translation memory: %s", recur_last_error());
+    r->model.memory_threshold = r->o->memory_threshold;
+    r->model.memory_max_chars = r->o->memory_max_chars;
+    return CLI_OK;
+}
+
+/* Learns the BPE on both sides of the training pairs and the extras (with
+ * --memory, the extended sources). */
 static int learn_bpe(tt_run *r)
 {
     const size_t n = 2 * (r->train.count + r->extra.count);
@@ -518,6 +532,13 @@ static int init_load(tt_run *r, cli_option *options)
     tt_opts *o = r->o;
     if (translate_model_load(r->cmd, o->init, &r->init))
         return CLI_FAILURE;
+    if (r->init.memory && !o->memory) {
+        o->memory = 1;
+        if (!cli_find(options, "memory-threshold")->given)
+            o->memory_threshold = r->init.memory_threshold;
+        if (!cli_find(options, "memory-max-chars")->given)
+            o->memory_max_chars = r->init.memory_max_chars;
+    }
     const char *ends[2] = {r->init.source, r->init.target};
     const char **dest[2] = {&o->source, &o->target};
     const char *names[2] = {"source", "target"};
@@ -623,7 +644,8 @@ int cmd_translate_train(int argc, char **argv)
                  .hidden = 256, .layers = 1, .decoder_layers = 1, .unidirectional = 0,
                  .batch = 64, .dropout = 0.3, .embed_dropout = 0.1, .label_smoothing = 0.1,
                  .val_sentences = 500, .repeat = 1, .batch_by = "source",
-                 .bpe_dropout_sides = "source"};
+                 .bpe_dropout_sides = "source", .memory_threshold = 0.5,
+                 .memory_max_chars = 240};
     trainer_options to;
     trainer_options_default(&to);
     to.lr = 1e-3;
@@ -699,6 +721,17 @@ int cmd_translate_train(int argc, char **argv)
         {"batch-by", CLI_CHOICE, &o.batch_by, "SIDE", "batches hold pairs of similar length: "
          "of the source, or of the longer side (less padding in the decoder, about 10% faster "
          "training on the benchmark's data)", 0, 0, batch_by_choices, NULL, FROZEN, 0},
+        {"memory", CLI_FLAG, &o.memory, NULL, "neural fuzzy repair (Bulte & Tezcan 2019): "
+         "each source sentence is followed by the target of the training pair whose source is "
+         "most like it (a fuzzy match), which the model learns to copy from; the training "
+         "pairs are stored in the model as its translation memory", 0, 0, NULL, NULL, FROZEN,
+         0},
+        {"memory-threshold", CLI_DOUBLE, &o.memory_threshold, "S", "--memory adds a fuzzy "
+         "match of similarity S or more (1 - word edit distance / the longer's words)", 0, 1,
+         NULL, NULL, FROZEN, 0},
+        {"memory-max-chars", CLI_INT, &o.memory_max_chars, "N", "--memory adds no match when "
+         "the source and the match hold more than N characters together (0: no limit)", 0,
+         1000000, NULL, NULL, FROZEN, 0},
         {"val-sentences", CLI_INT64, &o.val_sentences, "N", "validation BLEU (greedy) over the "
          "first N validation pairs (0: all)", 0, 1e9, NULL, NULL, CLI_SAVED, 0},
     };
@@ -798,6 +831,11 @@ int cmd_translate_train(int argc, char **argv)
         (o.extra &&
          (rc = translate_read_pairs(cmd, o.extra, o.source, o.target, TR_ALL, &r.extra))))
         goto done;
+    if (!r.resumed && o.memory && (rc = build_memory(&r)))
+        goto done;
+    if ((rc = translate_pairs_augment(cmd, &r.model, &r.train)) ||
+        (rc = translate_pairs_augment(cmd, &r.model, &r.val)))
+        goto done;
     if (!r.resumed) {
         rc = o.init ? init_model(&r, options) : learn_bpe(&r);
         if (rc || (!o.init && (rc = make_model(&r))))
@@ -879,6 +917,17 @@ int cmd_translate_train(int argc, char **argv)
                 o.extra ? " + extra " : "", o.extra ? o.extra : "", r.data.count, r.val.count,
                 r.spe, o.batch, ranks, to.optimizer, to.lr, to.clip, recur_get_threads(),
                 recur_get_threads() == 1 ? "" : "s", recur_blas_backend());
+    }
+    if (dist_is_main() && r.model.memory) {
+        size_t extended[2] = {0, 0};
+        const tr_pairs *parts[2] = {&r.train, &r.val};
+        for (int k = 0; k < 2; k++)
+            for (size_t i = 0; parts[k]->raw_src && i < parts[k]->count; i++)
+                extended[k] += strcmp(parts[k]->src[i], parts[k]->raw_src[i]) != 0;
+        fprintf(stderr, "recur %s: translation memory of %zu pairs: %zu of %zu training and %zu "
+                "of %zu validation sources extended by a fuzzy match (similarity >= %g)\n", cmd,
+                recur_memory_size(r.model.memory), extended[0], r.train.count, extended[1],
+                r.val.count, r.model.memory_threshold);
     }
     rc = trainer_run(r.t);
 done:
