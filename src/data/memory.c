@@ -20,6 +20,7 @@ struct recur_memory {
     char **src, **tgt;
     uint64_t *src_hash;       /* FNV-1a of each source, to skip the sentence itself */
     size_t *tok_off;          /* [n + 1] each source's tokens in toks */
+    size_t longest;           /* the most tokens of a source */
     int32_t *toks;
     size_t vocab;             /* distinct tokens */
     size_t *post_off;         /* [vocab + 1] each token's sources in post */
@@ -225,6 +226,9 @@ static int intern_all(recur_memory *m)
     }
     if (rc == RECUR_OK)
         m->tok_off[m->n] = at;
+    for (size_t i = 0; i < m->n && rc == RECUR_OK; i++)
+        if (all[i].count > m->longest)
+            m->longest = all[i].count;
     for (size_t i = 0; i < m->n; i++)
         tokens_free(&all[i]);
     recur__free(all);
@@ -250,26 +254,21 @@ static int index_all(recur_memory *m)
             }
     for (size_t v = 0; v < m->vocab; v++)
         m->post_off[v + 1] += m->post_off[v];
-    if (!(m->post = recur__calloc(total ? total : 1, sizeof *m->post))) {
-        recur__free(last);
-        return RECUR_E_NOMEM;
-    }
-    memset(last, 0, (m->vocab ? m->vocab : 1) * sizeof *last);
-    size_t *fill = NULL;
-    if (!(fill = recur__calloc(m->vocab ? m->vocab : 1, sizeof *fill))) {
-        recur__free(last);
+    recur__free(last);
+    /* fill[v]: the sources listed for token v so far; the last listed is the latest */
+    size_t *fill = recur__calloc(m->vocab ? m->vocab : 1, sizeof *fill);
+    if (!fill || !(m->post = recur__calloc(total ? total : 1, sizeof *m->post))) {
+        recur__free(fill);
         return RECUR_E_NOMEM;
     }
     for (size_t i = 0; i < m->n; i++)
         for (size_t k = m->tok_off[i]; k < m->tok_off[i + 1]; k++) {
             const int32_t v = m->toks[k];
-            if (last[v] != i + 1) {
-                last[v] = i + 1;
-                m->post[m->post_off[v] + fill[v]++] = (uint32_t)i;
-            }
+            uint32_t *list = m->post + m->post_off[v];
+            if (fill[v] == 0 || list[fill[v] - 1] != i)
+                list[fill[v]++] = (uint32_t)i;
         }
     recur__free(fill);
-    recur__free(last);
     return RECUR_OK;
 }
 
@@ -395,11 +394,7 @@ int recur_memory_match(const recur_memory *m, const char *source, size_t *index,
     int32_t *ids = recur__calloc(t.count ? t.count : 1, sizeof *ids);
     double *rank = recur__calloc(m->n ? m->n : 1, sizeof *rank);
     cand *c = recur__calloc(m->n ? m->n : 1, sizeof *c);
-    size_t longest = 0;
-    for (size_t i = 0; i < m->n; i++)
-        if (m->tok_off[i + 1] - m->tok_off[i] > longest)
-            longest = m->tok_off[i + 1] - m->tok_off[i];
-    size_t *row = recur__calloc(longest + 1, sizeof *row);
+    size_t *row = recur__calloc(m->longest + 1, sizeof *row);
     if (!ids || !rank || !c || !row) {
         rc = recur__error(RECUR_E_NOMEM, "recur_memory_match: out of memory");
         goto done;
