@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "recur/ctc.h"
 #include "recur/data.h"
 #include "recur/memory.h"
 
@@ -20,7 +21,6 @@ struct recur_memory {
     char **src, **tgt;
     uint64_t *src_hash;       /* FNV-1a of each source, to skip the sentence itself */
     size_t *tok_off;          /* [n + 1] each source's tokens in toks */
-    size_t longest;           /* the most tokens of a source */
     int32_t *toks;
     size_t vocab;             /* distinct tokens */
     size_t *post_off;         /* [vocab + 1] each token's sources in post */
@@ -226,9 +226,6 @@ static int intern_all(recur_memory *m)
     }
     if (rc == RECUR_OK)
         m->tok_off[m->n] = at;
-    for (size_t i = 0; i < m->n && rc == RECUR_OK; i++)
-        if (all[i].count > m->longest)
-            m->longest = all[i].count;
     for (size_t i = 0; i < m->n; i++)
         tokens_free(&all[i]);
     recur__free(all);
@@ -318,29 +315,19 @@ const char *recur_memory_target(const recur_memory *m, size_t i)
 
 /* ---- similarity ------------------------------------------------------------------ */
 
-/* 1 - edit distance / max(na, nb) of two id sequences; row: nb + 1 scratch. */
-static double similarity_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb,
-                             size_t *row)
+/* 1 - edit distance / max(na, nb) of two id sequences (recur_edit_distance,
+ * recur/ctc.h) into *out; RECUR_E_NOMEM. */
+static int similarity_ids(const int32_t *a, size_t na, const int32_t *b, size_t nb, double *out)
 {
-    if (na == 0 && nb == 0)
-        return 1.0;
-    for (size_t j = 0; j <= nb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            const size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
+    if (na == 0 && nb == 0) {
+        *out = 1.0;
+        return RECUR_OK;
     }
-    return 1.0 - (double)row[nb] / (double)(na > nb ? na : nb);
+    const int d = recur_edit_distance(a, (int)na, b, (int)nb);
+    if (d < 0)
+        return d;
+    *out = 1.0 - (double)d / (double)(na > nb ? na : nb);
+    return RECUR_OK;
 }
 
 int recur_memory_similarity(const char *a, const char *b, double *out)
@@ -353,16 +340,10 @@ int recur_memory_similarity(const char *a, const char *b, double *out)
     int rc = recur_memory_new(src, tgt, 2, &m);
     if (rc)
         return rc;
-    size_t *row = recur__calloc(m->tok_off[2] - m->tok_off[1] + 1, sizeof *row);
-    if (!row) {
-        recur_memory_free(m);
-        return recur__error(RECUR_E_NOMEM, "recur_memory_similarity: out of memory");
-    }
-    *out = similarity_ids(m->toks, m->tok_off[1], m->toks + m->tok_off[1],
-                          m->tok_off[2] - m->tok_off[1], row);
-    recur__free(row);
+    rc = similarity_ids(m->toks, m->tok_off[1], m->toks + m->tok_off[1],
+                        m->tok_off[2] - m->tok_off[1], out);
     recur_memory_free(m);
-    return RECUR_OK;
+    return rc;
 }
 
 /* ---- matching -------------------------------------------------------------------- */
@@ -394,8 +375,7 @@ int recur_memory_match(const recur_memory *m, const char *source, size_t *index,
     int32_t *ids = recur__calloc(t.count ? t.count : 1, sizeof *ids);
     double *rank = recur__calloc(m->n ? m->n : 1, sizeof *rank);
     cand *c = recur__calloc(m->n ? m->n : 1, sizeof *c);
-    size_t *row = recur__calloc(m->longest + 1, sizeof *row);
-    if (!ids || !rank || !c || !row) {
+    if (!ids || !rank || !c) {
         rc = recur__error(RECUR_E_NOMEM, "recur_memory_match: out of memory");
         goto done;
     }
@@ -428,15 +408,19 @@ int recur_memory_match(const recur_memory *m, const char *source, size_t *index,
         nc = RECUR_MEMORY_CANDIDATES;
     for (size_t q = 0; q < nc; q++) {
         const size_t i = c[q].index;
-        const double s = similarity_ids(ids, t.count, m->toks + m->tok_off[i],
-                                        m->tok_off[i + 1] - m->tok_off[i], row);
+        double s;
+        if ((rc = similarity_ids(ids, t.count, m->toks + m->tok_off[i],
+                                 m->tok_off[i + 1] - m->tok_off[i], &s))) {
+            *index = RECUR_MEMORY_NONE;
+            *similarity = 0.0;
+            goto done;
+        }
         if (*index == RECUR_MEMORY_NONE || s > *similarity) {
             *index = i;
             *similarity = s;
         }
     }
 done:
-    recur__free(row);
     recur__free(c);
     recur__free(rank);
     recur__free(ids);
