@@ -158,11 +158,23 @@ static void test_rows(void)
     CHECK_ERROR_MENTIONS("rows.tsv:3");
     write_file(tsv, "label\ttext\n1\t  \n");
     CHECK_STATUS(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows), RECUR_E_FORMAT);
-    CHECK_ERROR_MENTIONS("rows.tsv:2: the text (column 'text') is empty");
+    CHECK_ERROR_MENTIONS("rows.tsv:2: column 'text' is empty");
     write_file(tsv, "label\tbody\n1\tx\n");
     CHECK_STATUS(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows), RECUR_E_FORMAT);
     CHECK_ERROR_MENTIONS("no column 'text'");
     CHECK_ERROR_MENTIONS("'body'");
+    write_file(tsv, "lab\ttext\n1\tx\n");
+    CHECK_STATUS(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows), RECUR_E_FORMAT);
+    CHECK_ERROR_MENTIONS("no column 'label' (its columns: 'lab', 'text')");
+    write_file(tsv, "label\ttext\n\tx\n");
+    CHECK_STATUS(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows), RECUR_E_FORMAT);
+    CHECK_ERROR_MENTIONS("rows.tsv:2: column 'label' is empty");
+
+    /* a byte order mark before the header is skipped */
+    write_file(tsv, "\xef\xbb\xbflabel\ttext\n1\tx\n");
+    CHECK_OK(recur_text_rows_read(tsv, "label", "text", 1, 0, &rows));
+    CHECK(rows && rows->count == 1 && strcmp(rows->label[0], "1") == 0);
+    recur_text_rows_free(rows);
 
     /* plain text: one row per line */
     const char *txt = tmp_path("plain.txt");

@@ -31,6 +31,10 @@ static void test_similarity(void)
     /* case folds, ASCII, Latin-1, Greek, Cyrillic; spacing does not count */
     expect_similarity("ÄPFEL und Birnen", "äpfel   UND\tbirnen", 1.0);
     expect_similarity("ΣΟΦΙΑ Москва ЁЖ", "σοφια москва ёж", 1.0);
+    /* the accented Greek capitals Ά Έ Ή Ί Ό Ύ Ώ; Ϊ is U+03AA, in the plain block */
+    expect_similarity("Άλφα Έλα Ήλιος Ίδιο Όχι Ύλη Ώρα Ϊ", "άλφα έλα ήλιος ίδιο όχι ύλη ώρα ϊ",
+                      1.0);
+    expect_similarity("Έλα", "ελα", 0.0);
     /* "a,b" is [a , b]; "a b" is [a b]: one deletion of max(3, 2) */
     expect_similarity("a,b", "a b", 1.0 - 1.0 / 3.0);
     /* punctuation is one token a character: "..." is 3, "!?" 2; 's is [' s] */
@@ -248,7 +252,9 @@ static void test_json(void)
     } cases[] = {
         {"{\"sources\": [\"a\"]", "line 1"},
         {"[]", "not an object"},
-        {"{\"sources\": [\"a\"], \"targets\": [\"b\"], \"x\": 1}", "not an object"},
+        {"{\"sources\": [\"a\"], \"targets\": [\"b\"], \"x\": 1}", "unexpected key \"x\""},
+        {"{\"sources\": [\"a\"]}", "\"targets\" is missing"},
+        {"{\"sources\": 1, \"targets\": []}", "\"sources\" is not an array"},
         {"{\"sources\": [\"a\"], \"targets\": []}", "1 sources but 0 targets"},
         {"{\"sources\": [\"a\", 2], \"targets\": [\"b\", \"c\"]}", "source 1 is not a string"},
         {"{\"sources\": [\"a\"], \"targets\": [null]}", "target 0 is not a string"},
@@ -260,6 +266,15 @@ static void test_json(void)
         CHECK(back == NULL);
         CHECK_ERROR_MENTIONS(cases[k].mentions);
     }
+
+    /* a memory may hold any bytes, JSON only UTF-8: the pair is named */
+    const char *bad_src[] = {"gut", "Tschüss"}, *bad_tgt[] = {"good", "bye \xff"};
+    CHECK_OK(recur_memory_new(bad_src, bad_tgt, 2, &m));
+    json = (char *)1;
+    CHECK_STATUS(recur_memory_to_json(m, &json), RECUR_E_INVALID);
+    CHECK(json == NULL);
+    CHECK_ERROR_MENTIONS("the target of pair 1 is not valid UTF-8");
+    recur_memory_free(m);
 }
 
 /* Each call with the k-th allocation failing, for every k until it

@@ -636,6 +636,25 @@ static void test_atomic_save(const char *dir)
     CHECK(file_is(path, "previous"));
     rmdir(tmp);
 
+    /* A header no reader would accept is refused before anything is
+     * written, and the previous file stays. */
+    char *huge = malloc(RECUR_ST_MAX_HEADER + 1);
+    CHECK(huge != NULL);
+    if (huge) {
+        memset(huge, 'x', RECUR_ST_MAX_HEADER);
+        huge[RECUR_ST_MAX_HEADER] = '\0';
+        CHECK_OK(recur_st_writer_metadata(w, "big", huge));
+        free(huge);
+        CHECK_STATUS(recur_st_writer_save(w, path), RECUR_E_INVALID);
+        CHECK_ERROR_MENTIONS("more than the 100000000 a reader accepts");
+        CHECK(file_is(path, "previous"));
+        void *bytes = NULL;
+        size_t size = 0;
+        CHECK_STATUS(recur_st_writer_serialize(w, &bytes, &size), RECUR_E_INVALID);
+        CHECK(bytes == NULL);
+        CHECK_OK(recur_st_writer_metadata(w, "big", ""));
+    }
+
     /* A failed rename (the target is a directory) removes the temp file. */
     snprintf(path, sizeof path, "%s/atomic/adir", dir);
     CHECK(mkdir(path, 0777) == 0);

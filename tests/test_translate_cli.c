@@ -149,6 +149,8 @@ static void test_usage(void)
 {
     CHECK_EXIT(run("help", "translate", "--help", NULL), 0);
     CHECK_STDOUT_MENTIONS("train");
+    /* the stdin mode's options too: its usage errors point here */
+    CHECK_STDOUT_MENTIONS("--attention");
     CHECK_EXIT(run("help_train", "translate", "train", "--help", NULL), 0);
     CHECK_STDOUT_MENTIONS("--label-smoothing");
     CHECK_STDOUT_MENTIONS("--resume");
@@ -162,8 +164,19 @@ static void test_usage(void)
     CHECK_EXIT(run("no_data", "translate", "train", NULL), 2);
     CHECK_STDERR_MENTIONS("--data");
     CHECK_EXIT(run("bad_beam", "translate", "--model", "x", "--beam", "0", NULL), 2);
+    /* the library's limits are the options' */
+    CHECK_EXIT(run("big_beam", "translate", "--model", "x", "--beam", "257", NULL), 2);
+    CHECK_STDERR_MENTIONS("<= 256");
+    CHECK_EXIT(run("long_max", "translate", "eval", "--model", "x", "--data", "y",
+                   "--max-length", "65537", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("<= 65536");
     CHECK_EXIT(run("no_model", "translate", "--beam", "2", NULL), 2);
     CHECK_STDERR_MENTIONS("--model");
+    CHECK_EXIT(run("long_column", "translate", "train", "--data", "x", "--source",
+                   "a_column_name_of_sixty_four_bytes_which_the_model_cannot_store__", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("at most 63 bytes");
 }
 
 static void test_train_resume_translate(void)
@@ -752,6 +765,40 @@ static void test_memory(void)
     snprintf(ensemble, sizeof ensemble, "%s,%s", model, path_of("mem_init2/latest.safetensors"));
     CHECK_EXIT(run("mem_ensemble_bad", "translate", "--model", ensemble, NULL), 1);
     CHECK_STDERR_MENTIONS("translation memory (--memory) differs");
+    stdin_path = "/dev/null";
+    /* --init with a redundant --memory still keeps the model's threshold */
+    CHECK_EXIT(run("mem_init3", "translate", "train", "--init",
+                   path_of("mem_init2/latest.safetensors"), "--memory", "--data", data, "--lr",
+                   "1e-9", "--val-every", "0", "--steps", "2", "--out", path_of("mem_init3"),
+                   NULL),
+               0);
+    CHECK_OK(recur_st_open(path_of("mem_init3/latest.safetensors"), &st));
+    meta = st ? recur_st_metadata(st, "recur_translate") : NULL;
+    CHECK_MSG(meta && strstr(meta, "\"memory_threshold\":0.9"), "--init --memory: %s",
+              meta ? meta : "no metadata");
+    recur_st_free(st);
+    /* a format-2 model whose memory settings are gone is refused, not read without its
+     * memory: the keys renamed in place */
+    size_t len = 0;
+    char *bytes = read_file(model, &len);
+    int renamed = 0;
+    for (size_t i = 0; bytes && i + 16 <= len; i++)
+        if (memcmp(bytes + i, "memory_threshold", 16) == 0 ||
+            memcmp(bytes + i, "memory_max_chars", 16) == 0) {
+            bytes[i] = 'x';
+            renamed++;
+        }
+    CHECK(renamed == 2);
+    char damaged[600];
+    snprintf(damaged, sizeof damaged, "%s", path_of("mem_damaged.safetensors"));
+    FILE *f = fopen(damaged, "wb");
+    CHECK(f && fwrite(bytes, 1, len, f) == len);
+    if (f)
+        fclose(f);
+    free(bytes);
+    stdin_path = input;
+    CHECK_EXIT(run("mem_damaged", "translate", "--model", damaged, NULL), 1);
+    CHECK_STDERR_MENTIONS("\"memory_threshold\" must be a number");
     stdin_path = "/dev/null";
 }
 

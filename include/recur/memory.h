@@ -45,7 +45,8 @@ extern "C" {
 typedef struct recur_memory recur_memory;
 
 /* A memory of the n pairs (source[i], target[i]), copied (n may be 0).
- * RECUR_E_INVALID for a NULL string, RECUR_E_NOMEM. */
+ * RECUR_E_INVALID for a NULL string or sources of more than INT32_MAX
+ * tokens in all, RECUR_E_NOMEM. */
 RECUR_API int recur_memory_new(const char *const *source, const char *const *target, size_t n,
                                recur_memory **out);
 RECUR_API void recur_memory_free(recur_memory *m);
@@ -72,7 +73,8 @@ RECUR_API int recur_memory_augment(const recur_memory *m, const char *source, do
                                    size_t max_chars, char **out, double *similarity);
 
 /* JSON form for checkpoints: {"sources": [...], "targets": [...]};
- * *json new (recur_free). _from_json: RECUR_E_FORMAT naming what is wrong. */
+ * *json new (recur_free); RECUR_E_INVALID names a pair that is not valid
+ * UTF-8. _from_json: RECUR_E_FORMAT naming what is wrong. */
 RECUR_API int recur_memory_to_json(const recur_memory *m, char **json);
 RECUR_API int recur_memory_from_json(const char *json, size_t len, recur_memory **out);
 

@@ -100,7 +100,9 @@ RECUR_API int recur_st_writer_add(recur_st_writer *w, const char *name, recur_dt
 /* Key and value are copied. Setting a key twice replaces the value. */
 RECUR_API int recur_st_writer_metadata(recur_st_writer *w, const char *key, const char *value);
 /* RECUR_E_IO on failure, with a message naming the path, the failed step and
- * the system error. A file replaced at path keeps its permission bits. */
+ * the system error; RECUR_E_INVALID, writing nothing, when the header (the
+ * tensor entries and the metadata) would exceed RECUR_ST_MAX_HEADER bytes,
+ * which no reader accepts. A file replaced at path keeps its permission bits. */
 RECUR_API int recur_st_writer_save(recur_st_writer *w, const char *path);
 /* The serialized file in a new buffer the caller frees with recur_free(). */
 RECUR_API int recur_st_writer_serialize(recur_st_writer *w, void **bytes, size_t *size);

@@ -147,11 +147,14 @@ RECUR_API int recur_seq2seq_evaluate(recur_seq2seq *model, const recur_seq2seq_b
                                      size_t *tokens);
 
 /* Decoding of one source sentence. */
+#define RECUR_SEQ2SEQ_MAX_BEAM 256
+#define RECUR_SEQ2SEQ_MAX_LENGTH 65536
+
 typedef struct recur_seq2seq_decode_config {
-    int beam_width;       /* 1..256; 1: greedy */
+    int beam_width;       /* 1..RECUR_SEQ2SEQ_MAX_BEAM; 1: greedy */
     float length_penalty; /* alpha in [0, 10]: hypotheses ranked by log p / len^alpha, len
                              counting the </s> (0: raw sum) */
-    int max_length;       /* most output tokens, 0..65536; 0: 2 * source length + 10
+    int max_length;       /* most output tokens, 0..RECUR_SEQ2SEQ_MAX_LENGTH; 0: 2 * source length + 10
                              (at most 65536) */
     float coverage_penalty; /* beta in [0, 10] (Wu et al. 2016): a finished hypothesis
                                ranks by log p / len^alpha + beta sum_j log min(c_j, 1), c_j

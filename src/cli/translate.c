@@ -18,11 +18,12 @@ static void print_help(FILE *f)
                "       recur translate COMMAND [options]\n\n"
                "Translates sentences with an attention encoder-decoder (docs/translate.md).\n"
                "Without a command: reads source sentences on stdin, one a line, and writes\n"
-               "their translations to stdout ('recur translate --help-run' lists the options).\n\n"
+               "their translations to stdout (its options below; also 'recur translate\n"
+               "--help-run').\n\n"
                "Commands:\n"
                "  train   learn a BPE and train a model on the training part of a pair file\n"
                "  eval    BLEU, chrF and loss on a part of a pair file (default: its test part)\n\n"
-               "Run 'recur translate COMMAND --help' for a command's options.\n");
+               "Run 'recur translate COMMAND --help' for a command's options.\n\n");
 }
 
 int cmd_translate(int argc, char **argv)
@@ -32,11 +33,11 @@ int cmd_translate(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *sub = argv[0];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+    const int help = strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
+                     strcmp(sub, "help") == 0;
+    if (help)
         print_help(stdout);
-        return CLI_OK;
-    }
-    if (strcmp(sub, "--help-run") == 0) {
+    if (help || strcmp(sub, "--help-run") == 0) {
         char help[] = "--help";
         char *args[] = {help, NULL};
         return cmd_translate_run(1, args);
@@ -194,13 +195,14 @@ int translate_model_write(tr_model *m, recur_st_writer *w)
     return status;
 }
 
-/* Format 2: "memory_threshold" (0..1) and "memory_max_chars" (>= 0), and
- * the memory itself in the metadata "recur_memory". */
+/* Format 2 (written only with a memory): "memory_threshold" (0..1) and
+ * "memory_max_chars" (>= 0), and the memory itself in the metadata
+ * "recur_memory". */
 static int read_memory(const recur_st *st, const char *name, json_t *obj, tr_model *m)
 {
     json_t *th = json_object_get(obj, "memory_threshold");
     json_t *mc = json_object_get(obj, "memory_max_chars");
-    if (!th && !mc)
+    if (!th && !mc && json_integer_value(json_object_get(obj, "format")) < 2)
         return RECUR_OK;
     if (!json_is_number(th) || !(json_number_value(th) >= 0 && json_number_value(th) <= 1) ||
         !json_is_integer(mc) || json_integer_value(mc) < 0 || json_integer_value(mc) > 1000000)
@@ -371,6 +373,12 @@ int translate_models_load(const char *cmd, const char *spec, tr_model **models, 
                           "train them with the same --memory settings on the same data.",
                           "%s: its translation memory (--memory) differs from that of the "
                           "first model", path);
+            translate_model_free(&m[k]);
+        } else if (rc == CLI_OK && k > 0 && (strcmp(m[0].source, m[k].source) != 0 ||
+                                             strcmp(m[0].target, m[k].target) != 0)) {
+            rc = cli_fail(cmd, "The models of an ensemble must translate the same columns.",
+                          "%s translates %s -> %s, the first model %s -> %s", path,
+                          m[k].source, m[k].target, m[0].source, m[0].target);
             translate_model_free(&m[k]);
         }
     }

@@ -3,6 +3,7 @@
  * attention matrix as a JSON line) and `recur translate eval` (BLEU, chrF
  * and loss on a part of a pair file). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,8 +28,8 @@ static const char *const mbr_weight_choices[] = {"prob", "score", NULL};
 static int add_decode_options(cli_option *table, decode_opts *d)
 {
     const cli_option entries[] = {
-        {"beam", CLI_INT, &d->beam, "N", "beam width (1: greedy decoding)", 1, 1024, NULL, NULL,
-         0, 0},
+        {"beam", CLI_INT, &d->beam, "N", "beam width (1: greedy decoding)", 1,
+         RECUR_SEQ2SEQ_MAX_BEAM, NULL, NULL, 0, 0},
         {"length-penalty", CLI_DOUBLE, &d->length_penalty, "ALPHA", "rank hypotheses by log p / "
          "length^ALPHA (0: raw log p)", 0, 10, NULL, NULL, 0, 0},
         {"coverage-penalty", CLI_DOUBLE, &d->coverage_penalty, "BETA", "add BETA * sum over "
@@ -47,7 +48,7 @@ static int add_decode_options(cli_option *table, decode_opts *d)
          "which does not favour short translations (score)", 0, 0, mbr_weight_choices, NULL, 0,
          0},
         {"max-length", CLI_INT, &d->max_length, "N", "most subwords a translation (0: twice the "
-         "source's + 10)", 0, 100000, NULL, NULL, 0, 0},
+         "source's + 10)", 0, RECUR_SEQ2SEQ_MAX_LENGTH, NULL, NULL, 0, 0},
         {"threads", CLI_INT, &d->threads, "N", "threads for the matrix products (0: all cores)",
          0, 4096, NULL, "all cores", 0, 0},
     };
@@ -110,13 +111,23 @@ static int write_attention(FILE *f, const tr_model *m, int64_t line, const tr_re
                      row, json_real(round((double)r->attention[(size_t)i * r->src_len + j] * 1e6) /
                                     1e6)) == 0;
     }
-    char *text = ok ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    char *text =
+        ok ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(obj);
     if (!text)
         return -1;
     int rc = fprintf(f, "%s\n", text) < 0 ? -1 : 0;
     free(text);
     return rc;
+}
+
+/* A translation is written as one line: a model can emit line breaks (a
+ * pair file's quoted CSV fields may hold them), which become spaces. */
+static void one_line(char *text)
+{
+    for (char *p = text; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
 }
 
 int cmd_translate_run(int argc, char **argv)
@@ -194,6 +205,7 @@ int cmd_translate_run(int argc, char **argv)
             break;
         }
         free(input);
+        one_line(r.text);
         printf("%s\n", r.text);
         fflush(stdout);
         if (attention && write_attention(attention, m, number, &r))
@@ -269,24 +281,34 @@ int cmd_translate_eval(int argc, char **argv)
         translate_models_free(m, members);
         return rc;
     }
+    /* --output is opened before the work, so a bad path costs nothing */
+    FILE *out = NULL;
+    if (output && !(out = fopen(output, "w"))) {
+        rc = cli_fail(cmd, "", "cannot write --output %s: %s", output, strerror(errno));
+        translate_pairs_free(&pairs);
+        translate_models_free(m, members);
+        return rc;
+    }
     const tr_decode decode = decode_config(&d);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     tr_scores s;
     if (translate_score(m, members, &pairs, (size_t)limit, &decode, batch, &s)) {
         rc = cli_fail(cmd, "", "%s: %s", data, recur_last_error());
+        if (out)
+            fclose(out);
         goto done;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     const double seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    if (output) {
-        FILE *f = fopen(output, "w");
-        for (size_t i = 0; f && i < s.sentences; i++)
-            fprintf(f, "%s\n", s.hyps[i]);
-        if (!f || fclose(f)) {
-            rc = cli_fail(cmd, "", "cannot write --output %s", output);
-            goto done;
+    if (out) {
+        for (size_t i = 0; i < s.sentences; i++) {
+            one_line(s.hyps[i]);
+            fprintf(out, "%s\n", s.hyps[i]);
         }
+        if (fclose(out))
+            rc = cli_fail(cmd, "", "writing --output %s failed: %s (the scores follow)", output,
+                          strerror(errno));
     }
     for (size_t i = 0; i < (size_t)examples && i < s.sentences; i++)
         fprintf(stderr, "SRC  %s\nREF  %s\nHYP  %s\n\n",

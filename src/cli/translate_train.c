@@ -233,6 +233,22 @@ static int build_memory(tt_run *r)
 {
     if (recur_memory_new(r->train.src, r->train.tgt, r->train.count, &r->model.memory))
         return cli_fail(r->cmd, "", "building the translation memory: %s", recur_last_error());
+    /* The memory goes into the checkpoint's header, which safetensors
+     * readers cap: refuse now rather than save models no one can load. */
+    char *json = NULL;
+    if (recur_memory_to_json(r->model.memory, &json))
+        return cli_fail(r->cmd, "", "the translation memory: %s", recur_last_error());
+    size_t bytes = 0; /* in the header, a JSON string inside the header's JSON */
+    for (const char *p = json; *p; p++)
+        bytes += *p == '"' || *p == '\\' ? 2 : (unsigned char)*p < 0x20 ? 6 : 1;
+    recur_free(json);
+    const size_t limit = RECUR_ST_MAX_HEADER / 10 * 9; /* the rest for the BPE and tensors */
+    if (bytes > limit)
+        return cli_fail(r->cmd, "Train on fewer pairs, or leave out --memory.",
+                        "the translation memory of %zu pairs would take %zu bytes of the "
+                        "checkpoint's header, more than the %zu it may (safetensors headers "
+                        "are limited to %u bytes)", r->train.count, bytes, limit,
+                        RECUR_ST_MAX_HEADER);
     r->model.memory_threshold = r->o->memory_threshold;
     r->model.memory_max_chars = r->o->memory_max_chars;
     return CLI_OK;
@@ -532,7 +548,7 @@ static int init_load(tt_run *r, cli_option *options)
     tt_opts *o = r->o;
     if (translate_model_load(r->cmd, o->init, &r->init))
         return CLI_FAILURE;
-    if (r->init.memory && !o->memory) {
+    if (r->init.memory) {
         o->memory = 1;
         if (!cli_find(options, "memory-threshold")->given)
             o->memory_threshold = r->init.memory_threshold;
@@ -764,6 +780,12 @@ int cmd_translate_train(int argc, char **argv)
         return rc;
     if (!to.resume && !o.data) {
         rc = cli_usage(cmd, "--data FILE is required");
+        goto done;
+    }
+    if (strlen(o.source) >= sizeof r.model.source || strlen(o.target) >= sizeof r.model.target) {
+        rc = cli_usage(cmd, "--%s: a column name of at most %zu bytes (the model stores it)",
+                       strlen(o.source) >= sizeof r.model.source ? "source" : "target",
+                       sizeof r.model.source - 1);
         goto done;
     }
     if (!to.resume && !o.init && o.tie_embeddings && o.embed != o.hidden) {

@@ -356,7 +356,9 @@ int recur_text_rows_read(const char *path, const char *label_col, const char *te
         status = recur__error(RECUR_E_NOMEM, "out of memory");
         goto done;
     }
-    /* header */
+    /* header, after a UTF-8 byte order mark (spreadsheets write one) */
+    if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+        pos = 3;
     while (pos < len && (buf[pos] == '\n' || buf[pos] == '\r')) {
         if (buf[pos] == '\n')
             line++;
@@ -373,27 +375,22 @@ int recur_text_rows_read(const char *path, const char *label_col, const char *te
         if (strcmp(r.fields[i], label_col) == 0 && label_at < 0)
             label_at = (long)i;
     }
+    if ((text_at < 0 && !allow_plain) || (text_at >= 0 && label_at < 0 && need_label)) {
+        char names[512] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < r.count && used + 8 < sizeof names; i++)
+            used += (size_t)snprintf(names + used, sizeof names - used, "%s'%.60s'",
+                                     i ? ", " : "", r.fields[i]);
+        status = recur__error(RECUR_E_FORMAT, "%s:%lld: the header has no column '%s' (its "
+                              "columns: %s)", path, (long long)header_line,
+                              text_at < 0 ? text_col : label_col, names);
+        goto done;
+    }
     if (text_at < 0) {
-        if (!allow_plain) {
-            char names[512] = "";
-            size_t used = 0;
-            for (size_t i = 0; i < r.count && used + 8 < sizeof names; i++)
-                used += (size_t)snprintf(names + used, sizeof names - used, "%s'%.60s'",
-                                         i ? ", " : "", r.fields[i]);
-            status = recur__error(RECUR_E_FORMAT, "%s:%lld: the header has no column '%s' "
-                                  "(its columns: %s)", path, (long long)header_line, text_col,
-                                  names);
-            goto done;
-        }
         plain = 1;
         pos = header_pos;
         line = header_line;
         label_at = -1;
-    }
-    if (label_at < 0 && need_label) {
-        status = recur__error(RECUR_E_FORMAT, "%s:%lld: the header has no label column '%s'",
-                              path, (long long)header_line, label_col);
-        goto done;
     }
     while (pos < len) {
         const int64_t row_line = line;
@@ -440,15 +437,15 @@ int recur_text_rows_read(const char *path, const char *label_col, const char *te
             if (blank(text)) {
                 recur__free(text);
                 recur__free(label);
-                status = recur__error(RECUR_E_FORMAT, "%s:%lld: the text (column '%s') is "
-                                      "empty", path, (long long)row_line, text_col);
+                status = recur__error(RECUR_E_FORMAT, "%s:%lld: column '%s' is empty", path,
+                                      (long long)row_line, text_col);
                 goto done;
             }
             if (label && blank(label)) {
                 recur__free(text);
                 recur__free(label);
-                status = recur__error(RECUR_E_FORMAT, "%s:%lld: the label (column '%s') is "
-                                      "empty", path, (long long)row_line, label_col);
+                status = recur__error(RECUR_E_FORMAT, "%s:%lld: column '%s' is empty", path,
+                                      (long long)row_line, label_col);
                 goto done;
             }
         }

@@ -72,6 +72,15 @@ static uint32_t lower(uint32_t c)
         return c + 0x20;
     if (c >= 0x400 && c <= 0x40F)
         return c + 0x50;
+    /* the accented Greek capitals: Ά, Έ Ή Ί, Ό, Ύ Ώ */
+    if (c == 0x386)
+        return 0x3AC;
+    if (c >= 0x388 && c <= 0x38A)
+        return c + 0x25;
+    if (c == 0x38C)
+        return 0x3CC;
+    if (c == 0x38E || c == 0x38F)
+        return c + 0x3F;
     return c;
 }
 
@@ -190,6 +199,10 @@ static int intern_all(recur_memory *m)
             total += all[i].count;
             bytes += all[i].start[all[i].count];
         }
+        /* token ids are int32_t and edit distances take int lengths */
+        if (rc == RECUR_OK && total > INT32_MAX)
+            rc = recur__error(RECUR_E_INVALID, "recur_memory_new: the sources hold more than "
+                              "%d tokens", INT32_MAX);
     }
     m->cap = 16;
     while (rc == RECUR_OK && m->cap < 2 * total + 2)
@@ -295,8 +308,13 @@ int recur_memory_new(const char *const *source, const char *const *target, size_
             return nomem(m);
         m->src_hash[i] = fnv((const unsigned char *)source[i], strlen(source[i]));
     }
-    if (intern_all(m) || index_all(m))
+    int rc = intern_all(m);
+    if (rc == RECUR_E_NOMEM || (rc == RECUR_OK && index_all(m)))
         return nomem(m);
+    if (rc) {
+        recur_memory_free(m);
+        return rc;
+    }
     *out = m;
     return RECUR_OK;
 }
@@ -361,6 +379,45 @@ static int cand_order(const void *x, const void *y)
     return a->index < b->index ? -1 : a->index > b->index;
 }
 
+static size_t table_size(size_t entries)
+{
+    size_t cap = 16;
+    while (cap < 2 * entries)
+        cap *= 2;
+    return cap;
+}
+
+/* The query's distinct known tokens of at most RECUR_MEMORY_COMMON sources,
+ * in the order of their first occurrence, into keep[0..*count); *postings
+ * receives the sum of their source counts. */
+static int distinct_tokens(const recur_memory *m, const int32_t *ids, size_t n, int32_t *keep,
+                           size_t *count, size_t *postings)
+{
+    const size_t cap = table_size(n);
+    int32_t *seen = recur__calloc(cap, sizeof *seen); /* id + 1, 0: empty */
+    if (!seen)
+        return RECUR_E_NOMEM;
+    *count = *postings = 0;
+    for (size_t k = 0; k < n; k++) {
+        const int32_t v = ids[k];
+        if (v < 0)
+            continue;
+        size_t j = (size_t)v * 0x9E3779B97F4A7C15ull & (cap - 1);
+        while (seen[j] && seen[j] != v + 1)
+            j = (j + 1) & (cap - 1);
+        if (seen[j])
+            continue;
+        seen[j] = v + 1;
+        const size_t df = m->post_off[v + 1] - m->post_off[v];
+        if (df <= RECUR_MEMORY_COMMON) {
+            keep[(*count)++] = v;
+            *postings += df;
+        }
+    }
+    recur__free(seen);
+    return RECUR_OK;
+}
+
 int recur_memory_match(const recur_memory *m, const char *source, size_t *index,
                        double *similarity)
 {
@@ -372,37 +429,52 @@ int recur_memory_match(const recur_memory *m, const char *source, size_t *index,
     int rc = tokenize(source, &t);
     if (rc)
         return rc;
+    if (t.count > INT32_MAX) {
+        tokens_free(&t);
+        return recur__error(RECUR_E_INVALID, "recur_memory_match: the sentence holds more than "
+                            "%d tokens", INT32_MAX);
+    }
+    /* Only the sources sharing a kept token are touched: each gets a slot of
+     * c (found through an open-addressing table of source index -> slot + 1),
+     * so a match costs the postings it reads, not the memory's size. */
     int32_t *ids = recur__calloc(t.count ? t.count : 1, sizeof *ids);
-    double *rank = recur__calloc(m->n ? m->n : 1, sizeof *rank);
-    cand *c = recur__calloc(m->n ? m->n : 1, sizeof *c);
-    if (!ids || !rank || !c) {
+    int32_t *keep = recur__calloc(t.count ? t.count : 1, sizeof *keep);
+    uint32_t *where = NULL;
+    cand *c = NULL;
+    size_t nkeep = 0, postings = 0, cap = 0;
+    if (ids && keep) {
+        for (size_t k = 0; k < t.count; k++)
+            ids[k] = token_id(m, t.buf + t.start[k], t.start[k + 1] - t.start[k]);
+        if ((rc = distinct_tokens(m, ids, t.count, keep, &nkeep, &postings)) == RECUR_OK) {
+            cap = table_size(postings);
+            where = recur__calloc(cap, sizeof *where);
+            c = recur__calloc(postings ? postings : 1, sizeof *c);
+        }
+    }
+    if (!ids || !keep || !where || !c) {
         rc = recur__error(RECUR_E_NOMEM, "recur_memory_match: out of memory");
         goto done;
     }
-    for (size_t k = 0; k < t.count; k++)
-        ids[k] = token_id(m, t.buf + t.start[k], t.start[k + 1] - t.start[k]);
     const uint64_t h = fnv((const unsigned char *)source, strlen(source));
     size_t nc = 0;
-    for (size_t k = 0; k < t.count; k++) {
-        const int32_t v = ids[k];
-        int seen = v < 0;
-        for (size_t q = 0; q < k && !seen; q++)
-            seen = ids[q] == v;
-        const size_t df = seen ? 0 : m->post_off[v + 1] - m->post_off[v];
-        if (seen || df > RECUR_MEMORY_COMMON)
-            continue;
-        const double w = 1.0 / log(1.0 + (double)df);
+    for (size_t k = 0; k < nkeep; k++) {
+        const int32_t v = keep[k];
+        const double w = 1.0 / log(1.0 + (double)(m->post_off[v + 1] - m->post_off[v]));
         for (size_t p = m->post_off[v]; p < m->post_off[v + 1]; p++) {
             const uint32_t i = m->post[p];
             if (m->src_hash[i] == h && strcmp(m->src[i], source) == 0)
                 continue;
-            if (rank[i] == 0.0)
-                c[nc++].index = i;
-            rank[i] += w;
+            size_t j = (size_t)i * 0x9E3779B97F4A7C15ull & (cap - 1);
+            while (where[j] && c[where[j] - 1].index != i)
+                j = (j + 1) & (cap - 1);
+            if (!where[j]) {
+                where[j] = (uint32_t)(nc + 1);
+                c[nc].index = i;
+                c[nc++].rank = 0.0;
+            }
+            c[where[j] - 1].rank += w;
         }
     }
-    for (size_t q = 0; q < nc; q++)
-        c[q].rank = rank[c[q].index];
     qsort(c, nc, sizeof *c, cand_order);
     if (nc > RECUR_MEMORY_CANDIDATES)
         nc = RECUR_MEMORY_CANDIDATES;
@@ -422,7 +494,8 @@ int recur_memory_match(const recur_memory *m, const char *source, size_t *index,
     }
 done:
     recur__free(c);
-    recur__free(rank);
+    recur__free(where);
+    recur__free(keep);
     recur__free(ids);
     tokens_free(&t);
     return rc;
@@ -478,6 +551,15 @@ int recur_memory_to_json(const recur_memory *m, char **json)
     if (!m || !json)
         return recur__error(RECUR_E_INVALID, "recur_memory_to_json: NULL argument");
     *json = NULL;
+    /* JSON strings are UTF-8: name the first pair that is not */
+    for (size_t i = 0; i < m->n; i++)
+        for (int side = 0; side < 2; side++) {
+            const char *text = side ? m->tgt[i] : m->src[i];
+            size_t count;
+            if (recur_utf8_decode(text, strlen(text), NULL, &count) != RECUR_OK)
+                return recur__error(RECUR_E_INVALID, "recur_memory_to_json: the %s of pair %zu "
+                                    "is not valid UTF-8", side ? "target" : "source", i);
+        }
     json_t *root = json_object(), *src = json_array(), *tgt = json_array();
     int bad = !root || !src || !tgt;
     for (size_t i = 0; i < m->n && !bad; i++)
@@ -489,8 +571,7 @@ int recur_memory_to_json(const recur_memory *m, char **json)
     json_decref(tgt);
     json_decref(root);
     if (!text)
-        return recur__error(RECUR_E_NOMEM, "recur_memory_to_json: out of memory (or a string "
-                            "that is not UTF-8)");
+        return recur__error(RECUR_E_NOMEM, "recur_memory_to_json: out of memory");
     *json = recur__strdup(text);
     free(text);
     if (!*json)
@@ -505,16 +586,33 @@ int recur_memory_from_json(const char *json, size_t len, recur_memory **out)
     *out = NULL;
     json_error_t error;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &error);
+    if (!root && json_error_code(&error) == json_error_out_of_memory)
+        return recur__error(RECUR_E_NOMEM, "translation memory JSON: out of memory");
     if (!root)
         return recur__error(RECUR_E_FORMAT, "translation memory JSON: %s (line %d, column %d)",
                             error.text, error.line, error.column);
     int rc = RECUR_OK;
     const char **src = NULL, **tgt = NULL;
     const json_t *s = json_object_get(root, "sources"), *t = json_object_get(root, "targets");
-    if (!json_is_object(root) || json_object_size(root) != 2 || !json_is_array(s) ||
-        !json_is_array(t)) {
+    const char *key;
+    json_t *value;
+    if (!json_is_object(root)) {
         rc = recur__error(RECUR_E_FORMAT, "translation memory JSON is not an object "
                           "{\"sources\": [...], \"targets\": [...]}");
+        goto done;
+    }
+    json_object_foreach(root, key, value)
+    {
+        if (strcmp(key, "sources") != 0 && strcmp(key, "targets") != 0) {
+            rc = recur__error(RECUR_E_FORMAT, "translation memory JSON: unexpected key \"%s\"",
+                              key);
+            goto done;
+        }
+    }
+    if (!json_is_array(s) || !json_is_array(t)) {
+        const char *which = !json_is_array(s) ? "sources" : "targets";
+        rc = recur__error(RECUR_E_FORMAT, "translation memory JSON: \"%s\" is %s", which,
+                          json_object_get(root, which) ? "not an array" : "missing");
         goto done;
     }
     const size_t n = json_array_size(s);

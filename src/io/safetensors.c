@@ -938,6 +938,12 @@ static int build_header(const recur_st_writer *w, unsigned char **out, size_t *o
         return recur__error(RECUR_E_NOMEM, "out of memory building the safetensors header");
     }
     size_t header_len = json_len + (8 - json_len % 8) % 8;
+    if (header_len > RECUR_ST_MAX_HEADER) {
+        json_decref(root);
+        return recur__error(RECUR_E_INVALID, "the safetensors header would take %zu bytes, more "
+                            "than the %u a reader accepts (the metadata is too large)",
+                            header_len, RECUR_ST_MAX_HEADER);
+    }
     size_t total;
     unsigned char *buf = NULL;
     if (recur__add_size(header_len, ST_LEN_BYTES, &total))

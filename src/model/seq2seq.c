@@ -65,8 +65,6 @@
 #define MAX_VOCAB (1 << 24)
 #define MAX_DIM 65536
 #define MAX_STEPS (1 << 20)
-#define MAX_BEAM 256
-#define MAX_DECODE_LENGTH 65536
 #define MAX_MEMBERS RECUR_SEQ2SEQ_MAX_ENSEMBLE
 #define MAX_LENGTH_PENALTY 10.0f
 #define MAX_COVERAGE_PENALTY 10.0f
@@ -1917,18 +1915,18 @@ static int translate_search(recur_seq2seq *const *models, int count, const int32
     int status = check_source(m, src, n, fn);
     if (status)
         return status;
-    if (dc.beam_width < 1 || dc.beam_width > MAX_BEAM)
+    if (dc.beam_width < 1 || dc.beam_width > RECUR_SEQ2SEQ_MAX_BEAM)
         return recur__error(RECUR_E_INVALID, "decode config: beam_width %d outside 1..%d",
-                            dc.beam_width, MAX_BEAM);
+                            dc.beam_width, RECUR_SEQ2SEQ_MAX_BEAM);
     if (!(dc.length_penalty >= 0.0f && dc.length_penalty <= MAX_LENGTH_PENALTY))
         return recur__error(RECUR_E_INVALID, "decode config: length_penalty %g outside [0, %g]",
                             (double)dc.length_penalty, (double)MAX_LENGTH_PENALTY);
     if (!(dc.coverage_penalty >= 0.0f && dc.coverage_penalty <= MAX_COVERAGE_PENALTY))
         return recur__error(RECUR_E_INVALID, "decode config: coverage_penalty %g outside [0, %g]",
                             (double)dc.coverage_penalty, (double)MAX_COVERAGE_PENALTY);
-    if (dc.max_length < 0 || dc.max_length > MAX_DECODE_LENGTH)
+    if (dc.max_length < 0 || dc.max_length > RECUR_SEQ2SEQ_MAX_LENGTH)
         return recur__error(RECUR_E_INVALID, "decode config: max_length %d outside 0..%d",
-                            dc.max_length, MAX_DECODE_LENGTH);
+                            dc.max_length, RECUR_SEQ2SEQ_MAX_LENGTH);
     if (nbest < 1 || nbest > dc.beam_width)
         return recur__error(RECUR_E_INVALID, "%s: nbest %d outside 1..%d (the beam width)", fn,
                             nbest, dc.beam_width);
@@ -1938,8 +1936,8 @@ static int translate_search(recur_seq2seq *const *models, int count, const int32
     memset(d, 0, sizeof d);
     const long fallback = 2L * n + 10;
     const int max_len = dc.max_length > 0 ? dc.max_length
-                                          : (int)(fallback < MAX_DECODE_LENGTH ? fallback
-                                                                              : MAX_DECODE_LENGTH);
+                                          : (int)(fallback < RECUR_SEQ2SEQ_MAX_LENGTH ? fallback
+                                                                              : RECUR_SEQ2SEQ_MAX_LENGTH);
     for (int i = 0; status == RECUR_OK && i < count; i++) {
         d[i].max_len = max_len;
         status = decoding_init(models[i], src, n, dc.beam_width, &d[i]);
@@ -2022,9 +2020,9 @@ int recur_seq2seq_attention(recur_seq2seq *m, const int32_t *src, int n, const i
     int status = check_source(m, src, n, "recur_seq2seq_attention");
     if (status)
         return status;
-    if (len < 0 || len > MAX_DECODE_LENGTH)
+    if (len < 0 || len > RECUR_SEQ2SEQ_MAX_LENGTH)
         return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: target length %d outside "
-                            "0..%d", len, MAX_DECODE_LENGTH);
+                            "0..%d", len, RECUR_SEQ2SEQ_MAX_LENGTH);
     for (int i = 0; i < len; i++)
         if (tgt[i] < RECUR_BPE_FIRST_BYTE || tgt[i] >= m->config.tgt_vocab_size)
             return recur__error(RECUR_E_INVALID, "recur_seq2seq_attention: target id %d at "
