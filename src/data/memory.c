@@ -142,6 +142,15 @@ static uint64_t fnv(const unsigned char *p, size_t n)
     return h;
 }
 
+/* A power of two of at least twice `entries` (open addressing stays short). */
+static size_t table_size(size_t entries)
+{
+    size_t cap = 16;
+    while (cap < 2 * entries)
+        cap *= 2;
+    return cap;
+}
+
 /* The id of the token p[0..n), or -1 when the memory has none such. */
 static int32_t token_id(const recur_memory *m, const unsigned char *p, size_t n)
 {
@@ -204,9 +213,7 @@ static int intern_all(recur_memory *m)
             rc = recur__error(RECUR_E_INVALID, "recur_memory_new: the sources hold more than "
                               "%d tokens", INT32_MAX);
     }
-    m->cap = 16;
-    while (rc == RECUR_OK && m->cap < 2 * total + 2)
-        m->cap *= 2;
+    m->cap = table_size(total + 1);
     if (rc == RECUR_OK &&
         (!(m->tok_off = recur__calloc(m->n + 1, sizeof *m->tok_off)) ||
          !(m->toks = recur__calloc(total ? total : 1, sizeof *m->toks)) ||
@@ -377,14 +384,6 @@ static int cand_order(const void *x, const void *y)
     if (a->rank != b->rank)
         return a->rank > b->rank ? -1 : 1;
     return a->index < b->index ? -1 : a->index > b->index;
-}
-
-static size_t table_size(size_t entries)
-{
-    size_t cap = 16;
-    while (cap < 2 * entries)
-        cap *= 2;
-    return cap;
 }
 
 /* The query's distinct known tokens of at most RECUR_MEMORY_COMMON sources,
