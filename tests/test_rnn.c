@@ -3,7 +3,8 @@
  * dropout) over parameters, inputs and initial states; a padded batch equals
  * each sequence run alone; streaming equals the full forward; batch-first
  * equals time-major; truncated BPTT accumulates; configuration and call-order
- * errors. */
+ * errors. All but the errors run again with layer normalization, whose
+ * forward is also checked against a direct computation. */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
 #include <math.h>
 #include <stdbool.h>
@@ -19,6 +20,10 @@ static void fill(float *v, size_t n, recur_rng *rng, float scale)
     for (size_t i = 0; i < n; i++)
         v[i] = (2.0f * recur_rng_uniform(rng) - 1.0f) * scale;
 }
+
+/* Whether problem_init builds stacks with layer normalization (its gains then
+ * drawn around 1, so that their gradients and effect are checked). */
+static int g_layer_norm = 0;
 
 typedef struct problem {
     recur_rnn_config cfg;
@@ -42,6 +47,7 @@ static void problem_init(problem *p, recur_cell cell, int I, int H, int L, int b
     p->cfg.num_layers = L;
     p->cfg.bidirectional = bi;
     p->cfg.dropout = dropout;
+    p->cfg.layer_norm = g_layer_norm;
     p->T = T;
     p->B = B;
     p->lstm = cell == RECUR_CELL_LSTM;
@@ -70,6 +76,12 @@ static void problem_init(problem *p, recur_cell cell, int I, int H, int L, int b
     }
     CHECK_OK(recur_rnn_create(&p->cfg, NULL, NULL, &p->rnn));
     recur_rnn_init(p->rnn, &rng);
+    for (int i = 0; i < recur_rnn_tensor_count(p->rnn); i++) {
+        const recur_param_view *v = recur_rnn_tensor_at(p->rnn, i);
+        if (strncmp(v->name, "layer_norm", 10) == 0)
+            for (size_t j = 0; j < v->numel; j++)
+                recur_rnn_params(p->rnn)[v->offset + j] = 1.0f + 0.5f * (recur_rng_uniform(&rng) - 0.5f);
+    }
 }
 
 static void problem_free(problem *p)
@@ -129,9 +141,9 @@ static void check_gradient(problem *p, const char *what, float *v, const float *
         }
     }
     double rel = worst / (scale > 1e-6 ? scale : 1e-6);
-    CHECK_MSG(rel < 2e-3, "%s %s L%d D%d varlen=%d dropout=%g: gradient error %.3g (rel %.3g > 2e-3) at "
+    CHECK_MSG(rel < 2e-3, "%s %s L%d D%d varlen=%d ln=%d dropout=%g: gradient error %.3g (rel %.3g > 2e-3) at "
               "[%zu]: analytic %.6g numeric %.6g", recur_cell_name(p->cfg.cell), what,
-              p->cfg.num_layers, p->cfg.bidirectional ? 2 : 1, p->lengths != NULL,
+              p->cfg.num_layers, p->cfg.bidirectional ? 2 : 1, p->lengths != NULL, p->cfg.layer_norm,
               (double)p->cfg.dropout, worst, rel, worst_at, (double)analytic[worst_at], worst_num);
     free(y), free(hn), free(cn);
 }
@@ -155,7 +167,9 @@ static void gradient_case(recur_cell cell, int I, int H, int L, int bi, int T, i
     float *grads = malloc(np * sizeof(float));
     memcpy(grads, recur_rnn_grads(p.rnn), np * sizeof(float));
     /* ReLU has kinks: a smaller step keeps the difference on one side. */
-    float eps = cell == RECUR_CELL_RNN_RELU ? 1e-3f : 1e-2f;
+    float eps = cell == RECUR_CELL_RNN_RELU ? (g_layer_norm ? 2e-4f : 1e-3f)
+                : g_layer_norm                ? 1e-3f
+                                              : 1e-2f;
     check_gradient(&p, "params", recur_rnn_params(p.rnn), grads, np, eps);
     check_gradient(&p, "x", p.x, dx, p.nx, eps);
     check_gradient(&p, "h0", p.h0, dh0, p.ns, eps);
@@ -181,6 +195,17 @@ static const recur_cell all_cells[] = {RECUR_CELL_RNN_TANH, RECUR_CELL_RNN_RELU,
 static void test_gradients(void)
 {
     const int lengths[3] = {4, 1, 3};
+    if (g_layer_norm) {
+        /* Normalizing 3 to 5 values is steep where they nearly agree: wider
+         * layers keep central differences (step 1e-3) accurate. */
+        for (size_t k = 0; k < 4; k++) {
+            recur_cell c = all_cells[k];
+            gradient_case(c, 3, 8, 1, 0, 4, 2, NULL, 0.0f, 111 + k);
+            gradient_case(c, 3, 8, 2, 1, 4, 3, lengths, 0.0f, 141 + k);
+            gradient_case(c, 2, 8, 2, 0, 3, 2, NULL, 0.5f, 151 + k);
+        }
+        return;
+    }
     for (size_t k = 0; k < 4; k++) {
         recur_cell c = all_cells[k];
         gradient_case(c, 3, 5, 1, 0, 4, 2, NULL, 0.0f, 11 + k);   /* single layer */
@@ -237,7 +262,8 @@ static void test_padded_equals_alone(void)
                 }
             free(xb), free(h0b), free(c0b), free(yb), free(hnb), free(cnb);
         }
-        CHECK_NEAR(worst, 0.0, 1e-6);
+        /* the normalization divides rounding differences by a small spread */
+        CHECK_NEAR(worst, 0.0, g_layer_norm ? 1e-5 : 1e-6);
         CHECK_NEAR(padding, 0.0, 0.0);
         free(y), free(hn), free(cn);
         problem_free(&p);
@@ -404,7 +430,7 @@ static void test_streaming(void)
             if (p.lstm)
                 worst = fmax(worst, fabs(cs[j] - cn[j]));
         }
-        CHECK_NEAR(worst, 0.0, 1e-6);
+        CHECK_NEAR(worst, 0.0, g_layer_norm ? 1e-5 : 1e-6);
         recur_rnn_stream_free(s);
         free(y), free(hn), free(cn);
         problem_free(&p);
@@ -636,16 +662,102 @@ static void test_init(void)
     recur_rnn_free(rnn);
 }
 
+/* Layer normalization: the tensors (names, shapes, gains starting at 1),
+ * and one GRU step against the equations of recur/rnn.h computed directly. */
+static void test_layer_norm(void)
+{
+    recur_rnn_config cfg = recur_rnn_config_default();
+    cfg.cell = RECUR_CELL_GRU;
+    cfg.input_size = 3;
+    cfg.hidden_size = 4;
+    cfg.num_layers = 2;
+    cfg.bidirectional = 1;
+    cfg.layer_norm = 1;
+    const size_t plain = (size_t)2 * (12 * 3 + 12 * 4 + 24) + (size_t)2 * (12 * 8 + 12 * 4 + 24);
+    CHECK(recur_rnn_param_size(&cfg) == plain + 4 * 24);
+    recur_rnn *rnn;
+    CHECK_OK(recur_rnn_create(&cfg, NULL, NULL, &rnn));
+    CHECK(recur_rnn_tensor_count(rnn) == 24);
+    const recur_param_view *v = recur_rnn_tensor_at(rnn, 5);
+    CHECK(v && strcmp(v->name, "layer_norm_hh_l0") == 0 && v->ndim == 1 && v->shape[0] == 12);
+    v = recur_rnn_tensor_find(rnn, "layer_norm_ih_l1_reverse");
+    CHECK(v && v->offset + v->numel == recur_rnn_size(rnn) - 12);
+    recur_rng rng;
+    recur_rng_seed(&rng, 3);
+    recur_rnn_init(rnn, &rng);
+    for (size_t j = 0; v && j < v->numel; j++)
+        CHECK(recur_rnn_params(rnn)[v->offset + j] == 1.0f);
+    recur_rnn_free(rnn);
+
+    /* one step of a one-layer GRU, B = 2, against double arithmetic */
+    const int I = 3, H = 5, B = 2, G = 3, GH = 15;
+    cfg.input_size = I;
+    cfg.hidden_size = H;
+    cfg.num_layers = 1;
+    cfg.bidirectional = 0;
+    CHECK_OK(recur_rnn_create(&cfg, NULL, NULL, &rnn));
+    float *w = recur_rnn_params(rnn);
+    fill(w, recur_rnn_size(rnn), &rng, 0.8f);
+    const float *w_ih = w, *w_hh = w + GH * I, *b_ih = w_hh + GH * H, *b_hh = b_ih + GH;
+    float *g_ih = (float *)b_hh + GH, *g_hh = g_ih + GH;
+    for (int j = 0; j < GH; j++) {
+        g_ih[j] = 1.0f + 0.1f * (float)j;
+        g_hh[j] = 1.5f - 0.05f * (float)j;
+    }
+    float x[2 * 3], h0[2 * 5], y[2 * 5];
+    fill(x, sizeof x / sizeof x[0], &rng, 1.0f);
+    fill(h0, sizeof h0 / sizeof h0[0], &rng, 1.0f);
+    recur_rnn_input in = {1, B, x, 0, NULL, h0, NULL};
+    recur_rnn_output out = {y, NULL, NULL};
+    CHECK_OK(recur_rnn_forward(rnn, RECUR_MODE_INFER, &in, &out, NULL));
+    double worst = 0.0;
+    for (int b = 0; b < B; b++) {
+        double xg[15], hg[15];
+        for (int r = 0; r < GH; r++) {
+            xg[r] = hg[r] = 0.0;
+            for (int i = 0; i < I; i++)
+                xg[r] += (double)w_ih[r * I + i] * x[b * I + i];
+            for (int i = 0; i < H; i++)
+                hg[r] += (double)w_hh[r * H + i] * h0[b * H + i];
+        }
+        for (int g = 0; g < G; g++) {
+            double *u[2] = {xg + g * H, hg + g * H};
+            const float *gain[2] = {g_ih + g * H, g_hh + g * H};
+            for (int k = 0; k < 2; k++) {
+                double mean = 0.0, var = 0.0;
+                for (int j = 0; j < H; j++)
+                    mean += u[k][j] / H;
+                for (int j = 0; j < H; j++)
+                    var += (u[k][j] - mean) * (u[k][j] - mean) / H;
+                for (int j = 0; j < H; j++)
+                    u[k][j] = gain[k][j] * (u[k][j] - mean) / sqrt(var + 1e-5);
+            }
+        }
+        for (int j = 0; j < H; j++) {
+            double r = 1.0 / (1.0 + exp(-(xg[j] + b_ih[j] + hg[j] + b_hh[j])));
+            double z = 1.0 / (1.0 + exp(-(xg[H + j] + b_ih[H + j] + hg[H + j] + b_hh[H + j])));
+            double n = tanh(xg[2 * H + j] + b_ih[2 * H + j] + r * (hg[2 * H + j] + b_hh[2 * H + j]));
+            double h = (1.0 - z) * n + z * h0[b * H + j];
+            worst = fmax(worst, fabs(h - y[b * H + j]));
+        }
+    }
+    CHECK_NEAR(worst, 0.0, 2e-6);
+    recur_rnn_free(rnn);
+}
+
 int main(void)
 {
     test_errors();
     test_init();
-    test_gradients();
-    test_padded_equals_alone();
-    test_wide_steps();
-    test_infer_equals_train();
-    test_streaming();
-    test_batch_first();
-    test_accumulation();
+    test_layer_norm();
+    for (g_layer_norm = 0; g_layer_norm < 2; g_layer_norm++) {
+        test_gradients();
+        test_padded_equals_alone();
+        test_wide_steps();
+        test_infer_equals_train();
+        test_streaming();
+        test_batch_first();
+        test_accumulation();
+    }
     CHECK_DONE();
 }

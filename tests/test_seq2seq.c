@@ -188,6 +188,20 @@ static void test_layout(void)
         CHECK(m && recur_seq2seq_tensor_count(m) == want);
         recur_seq2seq_free(m);
     }
+    /* layer normalization: two gains after each direction's biases */
+    {
+        recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1,
+                                              11, 4, 5);
+        c.layer_norm = 1;
+        recur_seq2seq *m = NULL;
+        CHECK_OK(recur_seq2seq_create(&c, &m));
+        CHECK(m && recur_seq2seq_tensor_count(m) == 1 + 6 * 2 * 2 + 3 + 6 + 3 + 4);
+        const recur_param_view *g = m ? recur_seq2seq_tensor_at(m, 6) : NULL;
+        CHECK(g && strcmp(g->name, "encoder.layer_norm_hh_l0") == 0 && g->shape[0] == 15);
+        g = m ? recur_seq2seq_tensor_find(m, "decoder.layer_norm_ih_l0") : NULL;
+        CHECK(g && g->ndim == 1 && g->shape[0] == 15);
+        recur_seq2seq_free(m);
+    }
     recur_attention a;
     CHECK_OK(recur_attention_parse("additive", &a));
     CHECK(a == RECUR_ATTENTION_ADDITIVE);
@@ -237,7 +251,8 @@ static void gradient_case(const char *what, const recur_seq2seq_config *c, float
     for (size_t i = 0; i < n; i++)
         global = fabs(analytic[i]) > global ? fabs(analytic[i]) : global;
     CHECK_MSG(global > 1e-3, "%s: gradients vanish (%g)", what, global);
-    const float h = 1e-2f;
+    /* normalization is steep where a gate's values nearly agree: a smaller step */
+    const float h = c->layer_norm ? 3e-3f : 1e-2f;
     for (int t = 0; t < recur_seq2seq_tensor_count(m); t++) {
         const recur_param_view *v = recur_seq2seq_tensor_at(m, t);
         double scale = 0.01 * global, worst = 0.0, worst_num = 0.0;
@@ -335,6 +350,17 @@ static void test_gradients(void)
     c.input_feeding = 1;
     c.dropout = 0.2f;
     gradient_case("rnn_tanh dot 1+1 input feeding", &c, 0.05f, 30);
+    /* layer normalization in every cell (8 units: see test_rnn.c) */
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 11, 8, 8);
+    c.layer_norm = 1;
+    c.tie_embeddings = 1;
+    c.dropout = 0.2f;
+    c.embedding_dropout = 0.1f;
+    gradient_case("gru additive bi 1+1 layer norm, tied, dropouts", &c, 0.1f, 31);
+    c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 2, 2, 11, 4, 8);
+    c.layer_norm = 1;
+    c.dropout = 0.3f;
+    gradient_case("lstm general bi 2+2 layer norm", &c, 0.0f, 32);
 }
 
 /* Tied embeddings: the model equals an untied one whose head.weight is a copy
@@ -550,6 +576,9 @@ static void test_padding(void)
     c = small_config(RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 1, 1, 13, 6, 7);
     c.input_feeding = 1;
     padding_case(&c, 28);
+    c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 2, 13, 6, 8);
+    c.layer_norm = 1;
+    padding_case(&c, 29);
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -584,15 +613,17 @@ static void test_greedy(void)
     const struct {
         recur_cell cell;
         recur_attention attention;
-        int bi, Le, Ld, lexical, feeding;
+        int bi, Le, Ld, lexical, feeding, layer_norm;
     } cases[] = {
-        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 0, 0},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2, 0, 0},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2, 0, 0},
-        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1, 0, 0},
-        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 1, 0},
-        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 0, 1},
-        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 1, 1, 1},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_GENERAL, 1, 1, 1, 0, 0, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 2, 0, 0, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_DOT, 0, 1, 2, 0, 0, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 2, 1, 0, 0, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 1, 0, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 0, 1, 0},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 0, 2, 1, 1, 1, 0},
+        {RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 2, 0, 0, 1},
+        {RECUR_CELL_LSTM, RECUR_ATTENTION_GENERAL, 1, 2, 1, 1, 0, 1},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         recur_seq2seq_config c = small_config(cases[k].cell, cases[k].attention, cases[k].bi,
@@ -600,6 +631,7 @@ static void test_greedy(void)
         c.dropout = 0.5f; /* training only: decoding must ignore it */
         c.lexical = cases[k].lexical;
         c.input_feeding = cases[k].feeding;
+        c.layer_norm = cases[k].layer_norm;
         recur_seq2seq *m = make_model(&c, 31 + k);
         if (!m)
             continue;
@@ -1230,7 +1262,8 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
         snprintf(fields[nf][1], 64, __VA_ARGS__);                                      \
         nf++;                                                                          \
     } while (0)
-    FIELD("format", "%d", c->input_feeding ? 4 : c->lexical ? 3 : c->tie_embeddings ? 2 : 1);
+    FIELD("format", "%d",
+          c->layer_norm ? 5 : c->input_feeding ? 4 : c->lexical ? 3 : c->tie_embeddings ? 2 : 1);
     FIELD("cell", "\"%s\"", recur_cell_name(c->cell));
     FIELD("src_vocab_size", "%d", c->src_vocab_size);
     FIELD("tgt_vocab_size", "%d", c->tgt_vocab_size);
@@ -1250,6 +1283,8 @@ static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, con
         FIELD("input_feeding", "%s", "true");
     if (c->hidden_dropout > 0.0f)
         FIELD("hidden_dropout", "%g", (double)c->hidden_dropout);
+    if (c->layer_norm)
+        FIELD("layer_norm", "%s", "true");
 #undef FIELD
     size_t at = (size_t)snprintf(out, size, "{");
     bool first = true;
@@ -1369,6 +1404,46 @@ static void test_checkpoint(void)
         CHECK(l1 == l2);
         batch_free(&d);
         recur_seq2seq_free(back);
+    }
+    /* a layer-normalized model round-trips (format 5) and translates the same */
+    {
+        recur_seq2seq_config cl = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1,
+                                               1, 14, 6, 8);
+        cl.layer_norm = 1;
+        recur_seq2seq *lm = make_model(&cl, 84), *lback = NULL;
+        recur_st_writer *lw = NULL;
+        CHECK_OK(recur_st_writer_create(&lw));
+        CHECK_OK(recur_seq2seq_write(lm, lw));
+        recur_st *lst = roundtrip(lw);
+        const char *meta = lst ? recur_st_metadata(lst, "recur_seq2seq") : NULL;
+        CHECK(meta && strstr(meta, "\"format\":5") && strstr(meta, "\"layer_norm\":true"));
+        CHECK(lst && recur_st_find(lst, "decoder.layer_norm_hh_l0") != NULL);
+        CHECK_OK(recur_seq2seq_read(lst, "ln.safetensors", &lback));
+        CHECK(lback && recur_seq2seq_get_config(lback)->layer_norm == 1);
+        CHECK(lback && memcmp(recur_seq2seq_params(lback), recur_seq2seq_params(lm),
+                              recur_seq2seq_size(lm) * sizeof(float)) == 0);
+        const int32_t src[4] = {5, 9, 3, 11};
+        recur_seq2seq_decode_config dc = {3, 0.6f, 8, 0.0f};
+        int32_t *o1 = NULL, *o2 = NULL;
+        int n1 = -1, n2 = -2;
+        CHECK_OK(recur_seq2seq_translate(lm, src, 4, &dc, &o1, &n1, NULL));
+        if (lback)
+            CHECK_OK(recur_seq2seq_translate(lback, src, 4, &dc, &o2, &n2, NULL));
+        CHECK(n1 == n2 && (n1 <= 0 || memcmp(o1, o2, (size_t)n1 * sizeof(int32_t)) == 0));
+        recur_free(o1), recur_free(o2);
+        recur_seq2seq_free(lback);
+        recur_st_free(lst);
+        recur_st_writer_free(lw);
+        /* described without layer_norm, its gains are tensors too many */
+        char lmeta[1024];
+        cl.layer_norm = 0;
+        meta_text(lmeta, sizeof lmeta, &cl, NULL, NULL);
+        recur_seq2seq *bad_read = NULL;
+        CHECK_STATUS(read_damaged(lm, &(damage){lmeta, NULL, NULL, NULL, NULL}, &bad_read),
+                     RECUR_E_FORMAT);
+        CHECK_ERROR_MENTIONS("layer_norm");
+        recur_seq2seq_free(bad_read);
+        recur_seq2seq_free(lm);
     }
     /* a tied model round-trips; its file has no head.weight */
     {
@@ -1526,7 +1601,7 @@ static void test_checkpoint(void)
         {"format", NULL, RECUR_E_FORMAT, "format"},
         {"format", "\"1\"", RECUR_E_FORMAT, "format"},
         {"format", "0", RECUR_E_FORMAT, "format"},
-        {"format", "5", RECUR_E_UNSUPPORTED, "newer"},
+        {"format", "6", RECUR_E_UNSUPPORTED, "newer"},
         {"cell", "\"transformer\"", RECUR_E_FORMAT, "cell"},
         {"cell", "3", RECUR_E_FORMAT, "cell"},
         {"attention", "\"location\"", RECUR_E_FORMAT, "attention"},
@@ -1588,22 +1663,23 @@ static void test_errors(void)
         recur_seq2seq_config c;
         const char *mention;
     } bad[] = {
-        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "src_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
-        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "embedding_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "hidden_size"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "encoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0}, "decoder_layers"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0, 0, 0}, "attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0, 0}, "dot attention"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0, 0, 0}, "dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0, 0, 0}, "embedding_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0, 0, 0}, "word_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 1.5f, 0}, "hidden_dropout"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0, 0, 0}, "tie_embeddings"},
-        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0, 0}, "cell"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 2, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 1}, "input_feeding"},
-        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, .2f, 1}, "hidden_dropout 0"},
+        {{RECUR_CELL_GRU, 2, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0, 0}, "src_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 0, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0, 0}, "tgt_vocab_size"},
+        {{RECUR_CELL_GRU, 9, 9, 0, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0, 0}, "embedding_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 70000, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0, 0}, "hidden_size"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 0, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0, 0}, "encoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 99, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 0, 0}, "decoder_layers"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, (recur_attention)7, 0, 0, 0, 0, 0, 0, 0, 0}, "attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0, 0, 0}, "dot attention"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 1.0f, 0, 0, 0, 0, 0, 0, 0}, "dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, NAN, 0, 0, 0, 0, 0, 0}, "embedding_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 1.0f, 0, 0, 0, 0, 0}, "word_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 1.5f, 0, 0}, "hidden_dropout"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 1, 0, 0, 0, 0}, "tie_embeddings"},
+        {{(recur_cell)42, 9, 9, 4, 5, 1, 1, 0, RECUR_ATTENTION_DOT, 0, 0, 0, 0, 0, 0, 0, 0}, "cell"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 2, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 1, 0}, "input_feeding"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, .2f, 1, 0}, "hidden_dropout 0"},
+        {{RECUR_CELL_GRU, 9, 9, 4, 5, 1, 1, 1, RECUR_ATTENTION_GENERAL, 0, 0, 0, 0, 0, 0, 1, 1}, "layer_norm"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int dummy = 0;

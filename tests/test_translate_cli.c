@@ -348,6 +348,35 @@ static void test_train_resume_translate(void)
                2);
     CHECK_STDERR_MENTIONS("--input-feeding");
 
+    /* --layer-norm: the model line says so, the checkpoint translates and resumes; a run
+     * without it cannot resume with it; it does not combine with --input-feeding */
+    CHECK_EXIT(run("train_ln", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "16", "--batch", "16", "--steps", "2",
+                   "--layer-norm", "--decoder-layers", "2", "--out", path_of("ln"), NULL),
+               0);
+    CHECK_STDERR_MENTIONS("16 units (layer-normalized)");
+    stdin_path = input;
+    write_text(input, "ich sehe den hund\nder hund sieht mich\n");
+    CHECK_EXIT(run("tr_ln", "translate", "--model", path_of("ln/latest.safetensors"), "--beam",
+                   "2", NULL),
+               0);
+    CHECK(count_lines(last_out) == 2);
+    stdin_path = "/dev/null";
+    CHECK_EXIT(run("resume_ln", "translate", "train", "--out", path_of("ln"), "--resume",
+                   "--steps", "3", NULL),
+               0);
+    CHECK_STDERR_MENTIONS("(layer-normalized)");
+    CHECK_EXIT(run("resume_ln_on", "translate", "train", "--out", path_of("lexical"),
+                   "--resume", "--layer-norm", "--steps", "4", NULL),
+               2);
+    CHECK_STDERR_MENTIONS("--layer-norm");
+    CHECK_EXIT(run("ln_feeding", "translate", "train", "--data", data, "--vocab", "300",
+                   "--embed", "8", "--hidden", "8", "--steps", "2", "--input-feeding",
+                   "--layer-norm", "--out", path_of("ln_bad"), NULL),
+               2);
+    CHECK_STDERR_MENTIONS("input_feeding and layer_norm cannot be combined");
+    CHECK(access(path_of("ln_bad/latest.safetensors"), F_OK) != 0);
+
     /* a changed model option on --resume is refused */
     CHECK_EXIT(run("resume_changed", "translate", "train", "--out", path_of("half"), "--resume",
                    "--hidden", "64", "--steps", "500", NULL),

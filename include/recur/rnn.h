@@ -11,6 +11,13 @@
  * for each layer k, for each direction (forward, then "_reverse"):
  *   weight_ih_l{k}[G*H, I or D*H], weight_hh_l{k}[G*H, H], bias_ih_l{k}[G*H],
  *   bias_hh_l{k}[G*H], with G = 1 (rnn), 4 (lstm: i,f,g,o) or 3 (gru: r,z,n).
+ * With layer_norm, each direction also has layer_norm_ih_l{k}[G*H] and
+ * layer_norm_hh_l{k}[G*H] after its biases (docs/cells.md, "Layer
+ * normalization"): the two products are normalized per gate before the biases,
+ *   W_ih x -> g_ih * LN(W_ih x),  W_hh h -> g_hh * LN(W_hh h),
+ *   LN(v) = (v - mean(v)) / sqrt(var(v) + 1e-5) over each gate's H values,
+ * as in Ba et al. 2016; the biases act as LN's shift. PyTorch has no such
+ * cell: models with layer_norm do not move to torch.nn.RNN/LSTM/GRU.
  * Gradients are a second flat array with the same layout. */
 #ifndef RECUR_RNN_H
 #define RECUR_RNN_H
@@ -43,9 +50,11 @@ typedef struct recur_rnn_config {
     int bidirectional; /* D = 2 when non-zero, else 1 */
     float dropout;     /* probability of zeroing a layer's output before the
                           next layer (not after the last); training only */
+    int layer_norm;    /* non-zero: layer normalization of both products (above) */
 } recur_rnn_config;
 
-/* lstm, I = H = 0 (must be set), 1 layer, unidirectional, no dropout. */
+/* lstm, I = H = 0 (must be set), 1 layer, unidirectional, no dropout, no
+ * layer normalization. */
 RECUR_API recur_rnn_config recur_rnn_config_default(void);
 /* Checks a configuration; RECUR_E_INVALID with the field named otherwise. */
 RECUR_API int recur_rnn_config_check(const recur_rnn_config *config);
@@ -69,7 +78,8 @@ RECUR_API float *recur_rnn_grads(recur_rnn *rnn);
 RECUR_API size_t recur_rnn_size(const recur_rnn *rnn);
 RECUR_API void recur_rnn_zero_grad(recur_rnn *rnn);
 
-/* PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)). */
+/* PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)); the layer
+ * normalization gains start at 1. */
 RECUR_API void recur_rnn_init(recur_rnn *rnn, recur_rng *rng);
 
 /* A named view into a flat parameter array. */

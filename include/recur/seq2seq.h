@@ -88,6 +88,9 @@ typedef struct recur_seq2seq_config {
     int input_feeding;       /* non-zero: the decoder also reads o_{t-1} (Luong et al. 2015):
                                 decoder.weight_ih_l0 is [G*Hd, E + Hd], its columns E.. for
                                 o_{t-1}; needs decoder_layers 1 and hidden_dropout 0 */
+    int layer_norm;          /* non-zero: layer normalization in every encoder and decoder
+                                cell (recur/rnn.h: the two products normalized per gate, Ba
+                                et al. 2016); not with input_feeding */
 } recur_seq2seq_config;
 
 /* GRU, E = 256, H = 256, 1 + 1 layers, bidirectional, additive attention,
@@ -256,9 +259,9 @@ RECUR_API int recur_seq2seq_evaluate_logits(recur_seq2seq *model, const recur_se
 
 /* ---- Checkpoints --------------------------------------------------------- */
 
-/* the newest format written: 4 with input feeding, 3 with the lexical shortcut, 2 for
+/* the newest format written: 5 with layer normalization, 4 with input feeding, 3 with the lexical shortcut, 2 for
  * tied embeddings, 1 otherwise */
-#define RECUR_SEQ2SEQ_FORMAT 4
+#define RECUR_SEQ2SEQ_FORMAT 5
 
 /* The tensors (F32, names above) and the "recur_seq2seq" metadata (a JSON
  * object with "format" and every config field). Tensors are borrowed until

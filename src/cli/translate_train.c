@@ -40,7 +40,7 @@ typedef struct tt_opts {
     const char *bpe_dropout_sides;
     int vocab, max_len, embed, hidden, layers, decoder_layers, unidirectional, batch, repeat;
     double dropout, embed_dropout, word_dropout, hidden_dropout, label_smoothing, bpe_dropout;
-    int tie_embeddings, lexical, input_feeding;
+    int tie_embeddings, lexical, input_feeding, layer_norm;
     int64_t val_sentences;
     int memory, memory_max_chars;
     double memory_threshold;
@@ -516,6 +516,7 @@ static int make_model(tt_run *r)
     c.tie_embeddings = o->tie_embeddings;
     c.lexical = o->lexical;
     c.input_feeding = o->input_feeding;
+    c.layer_norm = o->layer_norm;
     if (recur_seq2seq_config_check(&c))
         return cli_usage(r->cmd, "model settings: %s", recur_last_error());
     if (recur_seq2seq_create(&c, &r->model.net))
@@ -592,6 +593,7 @@ static int init_model(tt_run *r, cli_option *options)
         {"tie-embeddings", &o->tie_embeddings, ic->tie_embeddings != 0},
         {"lexical", &o->lexical, ic->lexical != 0},
         {"input-feeding", &o->input_feeding, ic->input_feeding != 0},
+        {"layer-norm", &o->layer_norm, ic->layer_norm != 0},
     };
     const struct { const char *name; const char **dest; const char *value; } names[] = {
         {"cell", &o->cell, recur_cell_name(ic->cell)},
@@ -702,6 +704,9 @@ int cmd_translate_train(int argc, char **argv)
         {"input-feeding", CLI_FLAG, &o.input_feeding, NULL, "the decoder also reads its "
          "previous attentional output (Luong et al. 2015); one decoder layer, no "
          "--hidden-dropout", 0, 0, NULL, NULL, FROZEN, 0},
+        {"layer-norm", CLI_FLAG, &o.layer_norm, NULL, "layer normalization in every encoder "
+         "and decoder cell (Ba et al. 2016; not with --input-feeding)", 0, 0, NULL, NULL, FROZEN,
+         0},
         {"hidden", CLI_INT, &o.hidden, "N", "hidden units per layer (and direction)", 1, 65536,
          NULL, NULL, FROZEN, 0},
         {"layers", CLI_INT, &o.layers, "N", "encoder layers", 1, 64, NULL, NULL, FROZEN, 0},
@@ -817,16 +822,18 @@ int cmd_translate_train(int argc, char **argv)
             (float)o.hidden_dropout != mc->hidden_dropout ||
             (o.tie_embeddings != 0) != (mc->tie_embeddings != 0) ||
             (o.lexical != 0) != (mc->lexical != 0) ||
-            (o.input_feeding != 0) != (mc->input_feeding != 0)) {
+            (o.input_feeding != 0) != (mc->input_feeding != 0) ||
+            (o.layer_norm != 0) != (mc->layer_norm != 0)) {
             rc = cli_usage(cmd, "--word-dropout %g / --hidden-dropout %g / --tie-embeddings %s / "
-                           "--lexical %s / --input-feeding %s differ from the resumed model's "
-                           "%g / %g / %s / %s / %s (start a new run with another --out to change "
-                           "them)",
+                           "--lexical %s / --input-feeding %s / --layer-norm %s differ from the "
+                           "resumed model's %g / %g / %s / %s / %s / %s (start a new run with "
+                           "another --out to change them)",
                            o.word_dropout, o.hidden_dropout, o.tie_embeddings ? "on" : "off",
                            o.lexical ? "on" : "off", o.input_feeding ? "on" : "off",
-                           (double)mc->word_dropout, (double)mc->hidden_dropout,
-                           mc->tie_embeddings ? "on" : "off", mc->lexical ? "on" : "off",
-                           mc->input_feeding ? "on" : "off");
+                           o.layer_norm ? "on" : "off", (double)mc->word_dropout,
+                           (double)mc->hidden_dropout, mc->tie_embeddings ? "on" : "off",
+                           mc->lexical ? "on" : "off", mc->input_feeding ? "on" : "off",
+                           mc->layer_norm ? "on" : "off");
             goto done;
         }
         if (r.resumed->data_position_count != 2) {
@@ -917,14 +924,14 @@ int cmd_translate_train(int argc, char **argv)
     if (dist_is_main()) {
         const recur_seq2seq_config *c = recur_seq2seq_get_config(r.model.net);
         fprintf(stderr, "recur %s: %s: %s %s encoder (%d layer%s), %s decoder (%d layer%s), %d "
-                "units, embedding %d%s, %s attention%s%s, BPE of %d subwords, %zu parameters; dropout "
+                "units%s, embedding %d%s, %s attention%s%s, BPE of %d subwords, %zu parameters; dropout "
                 "%g, embedding dropout %g, word dropout %g, hidden dropout %g, label smoothing "
                 "%g\n", cmd,
                 r.resumed ? "resuming" : o.init ? "fine-tuning" : "model",
                 c->bidirectional ? "bidirectional" : "unidirectional", recur_cell_name(c->cell),
                 c->encoder_layers, c->encoder_layers == 1 ? "" : "s", recur_cell_name(c->cell),
                 c->decoder_layers, c->decoder_layers == 1 ? "" : "s", c->hidden_size,
-                c->embedding_size, c->tie_embeddings ? " (tied to the output)" : "",
+                c->layer_norm ? " (layer-normalized)" : "", c->embedding_size, c->tie_embeddings ? " (tied to the output)" : "",
                 recur_attention_name(c->attention), c->lexical ? " with a lexical shortcut" : "",
                 c->input_feeding ? ", input feeding" : "",
                 recur_bpe_size(r.model.bpe), recur_seq2seq_size(r.model.net),

@@ -212,6 +212,7 @@ static recur_rnn_config stack_config(const recur_seq2seq_config *c, int encoder)
     r.num_layers = encoder ? c->encoder_layers : c->decoder_layers;
     r.bidirectional = encoder && c->bidirectional ? 1 : 0;
     r.dropout = c->dropout;
+    r.layer_norm = c->layer_norm ? 1 : 0;
     return r;
 }
 
@@ -262,6 +263,9 @@ int recur_seq2seq_config_check(const recur_seq2seq_config *c)
     if (c->input_feeding && c->hidden_dropout > 0.0f)
         return recur__error(RECUR_E_INVALID, "seq2seq config: input_feeding needs "
                             "hidden_dropout 0 (not %g)", (double)c->hidden_dropout);
+    if (c->input_feeding && c->layer_norm)
+        return recur__error(RECUR_E_INVALID, "seq2seq config: input_feeding and layer_norm "
+                            "cannot be combined");
     if (c->input_feeding && c->hidden_size > MAX_DIM - c->embedding_size)
         return recur__error(RECUR_E_INVALID, "seq2seq config: input_feeding needs "
                             "embedding_size + hidden_size <= %d", MAX_DIM);
@@ -384,6 +388,7 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
     m->config.tie_embeddings = c->tie_embeddings ? 1 : 0;
     m->config.lexical = c->lexical ? 1 : 0;
     m->config.input_feeding = c->input_feeding ? 1 : 0;
+    m->config.layer_norm = c->layer_norm ? 1 : 0;
     m->G = recur_cell_gates(c->cell);
     m->D = c->bidirectional ? 2 : 1;
     m->H = c->hidden_size;
@@ -410,7 +415,8 @@ int recur_seq2seq_create(const recur_seq2seq_config *config, recur_seq2seq **out
               place(&size, A, DH, &at.key) && place(&size, A, 1, &at.v) &&
               place(&size, H, X, &at.cw) && place(&size, H, 1, &at.cb) &&
               place(&size, tied ? 0 : Vt, H, &at.hw) && place(&size, Vt, 1, &at.hb);
-    const int count = 1 + 4 * c->encoder_layers * m->D + 3 + 4 * c->decoder_layers +
+    const int per_dir = m->config.layer_norm ? 6 : 4; /* a stack's tensors per direction */
+    const int count = 1 + per_dir * c->encoder_layers * m->D + 3 + per_dir * c->decoder_layers +
                       (general ? 1 : additive ? 3 : 0) + (tied ? 3 : 4);
     m->size = size;
     if (ok) {
@@ -2049,8 +2055,12 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
     /* untied models stay format 1, readable by older builds (which ignore word_dropout);
      * a tied one has no head.weight: format 2 tells an older build to update; the lexical
      * shortcut widens combine.weight: format 3; input feeding widens decoder.weight_ih_l0:
-     * format 4 */
-    const int format = c->input_feeding ? 4 : c->lexical ? 3 : c->tie_embeddings ? 2 : 1;
+     * format 4; layer normalization adds the stacks' gains: format 5 */
+    const int format = c->layer_norm      ? 5
+                       : c->input_feeding ? 4
+                       : c->lexical       ? 3
+                       : c->tie_embeddings ? 2
+                                           : 1;
     int ok = obj && recur__json_put(obj, "format", json_integer(format)) &&
              recur__json_put(obj, "cell", json_string(recur_cell_name(c->cell))) &&
              recur__json_put(obj, "src_vocab_size", json_integer(c->src_vocab_size)) &&
@@ -2067,6 +2077,7 @@ int recur_seq2seq_write(recur_seq2seq *m, recur_st_writer *w)
              recur__json_put(obj, "tie_embeddings", json_boolean(c->tie_embeddings)) &&
              (!c->lexical || recur__json_put(obj, "lexical", json_true())) &&
              (!c->input_feeding || recur__json_put(obj, "input_feeding", json_true())) &&
+             (!c->layer_norm || recur__json_put(obj, "layer_norm", json_true())) &&
              (c->hidden_dropout <= 0.0f ||
               recur__json_put(obj, "hidden_dropout", recur__json_float(c->hidden_dropout)));
     char *text = ok ? json_dumps(obj, JSON_COMPACT) : NULL;
@@ -2180,6 +2191,10 @@ static int read_config(const reader *r, json_t *meta, recur_seq2seq_config *c)
     if (feeding && !json_is_boolean(feeding))
         return bad(r, "\"recur_seq2seq\": field \"input_feeding\" is not true/false");
     c->input_feeding = feeding && json_is_true(feeding);
+    json_t *layer_norm = json_object_get(meta, "layer_norm");
+    if (layer_norm && !json_is_boolean(layer_norm))
+        return bad(r, "\"recur_seq2seq\": field \"layer_norm\" is not true/false");
+    c->layer_norm = layer_norm && json_is_true(layer_norm);
     if (recur_seq2seq_config_check(c) != RECUR_OK) {
         char message[600];
         snprintf(message, sizeof message, "%s", recur_last_error());

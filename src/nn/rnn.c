@@ -10,6 +10,9 @@
  * and the backward pass runs the loop the other way, then forms the weight
  * gradients as large products over all steps:
  *   dW_ih += dgx^T in_l   dW_hh += dgh^T hprev   din_l (+)= dgx W_ih
+ * With layer normalization, xg (all steps at once) and each step's hg are
+ * normalized per gate before the cell, and their gradients go back through
+ * the normalization before the products (ln_forward / ln_backward).
  * Variable lengths follow PyTorch's packed sequences: step t of sequence b is
  * active iff t < lengths[b]; inactive steps carry the state, output zero and
  * pass gradients straight through, so both directions start and end at each
@@ -45,7 +48,10 @@ typedef struct direction_buffers {
                      one [B, H] slot updated in place */
     float *c;     /* LSTM, inference: == cprev; training: NULL */
     float *aux;   /* [T, B, H] GRU: W_hn h + b_hn */
-    float *dgh;   /* [T, B, G*H] GRU: recurrent-side gate gradients */
+    float *dgh;   /* [T, B, G*H] GRU or layer_norm: recurrent-side gate gradients */
+    /* layer_norm, training: the normalized products and 1/std per row and gate */
+    float *xhat, *hhat;   /* [T, B, G*H] */
+    float *xrstd, *hrstd; /* [T, B, G] */
 } direction_buffers;
 
 typedef struct layer_buffers {
@@ -62,7 +68,8 @@ struct recur_rnn {
     size_t size; /* floats in params/grads */
     float *params, *grads;
     bool owns_arrays;
-    int tensor_count; /* 4 * L * D */
+    int per_dir;      /* tensors per (layer, direction): 4, or 6 with layer_norm */
+    int tensor_count; /* per_dir * L * D */
     recur_param_view *views;
 
     /* workspace sized for capacity_rows = T*B rows and capacity_B batch */
@@ -155,7 +162,7 @@ int recur_cell_gates(recur_cell cell)
 
 recur_rnn_config recur_rnn_config_default(void)
 {
-    return (recur_rnn_config){RECUR_CELL_LSTM, 0, 0, 1, 0, 0.0f};
+    return (recur_rnn_config){RECUR_CELL_LSTM, 0, 0, 1, 0, 0.0f, 0};
 }
 
 /* Large enough for any real model, small enough that G*H*(I+H)*L*D and every
@@ -196,12 +203,13 @@ size_t recur_rnn_param_size(const recur_rnn_config *c)
     size_t G = (size_t)recur_cell_gates(c->cell), H = (size_t)c->hidden_size;
     size_t D = c->bidirectional ? 2 : 1, total = 0;
     for (int l = 0; l < c->num_layers; l++)
-        total += D * (G * H * (size_t)layer_input_size(c, l) + G * H * H + 2 * G * H);
+        total += D * (G * H * (size_t)layer_input_size(c, l) + G * H * H +
+                      (c->layer_norm ? 4 : 2) * G * H);
     return total;
 }
 
 /* Views in PyTorch's state_dict order: per layer, per direction,
- * weight_ih, weight_hh, bias_ih, bias_hh. */
+ * weight_ih, weight_hh, bias_ih, bias_hh (then layer_norm_ih, layer_norm_hh). */
 static void build_views(recur_rnn *rnn)
 {
     const recur_rnn_config *c = &rnn->config;
@@ -213,7 +221,8 @@ static void build_views(recur_rnn *rnn)
             int64_t GH = (int64_t)rnn->G * c->hidden_size;
             int64_t cols[2] = {layer_input_size(c, l), c->hidden_size};
             static const char *const weight[2] = {"weight_ih", "weight_hh"};
-            static const char *const bias[2] = {"bias_ih", "bias_hh"};
+            static const char *const bias[4] = {"bias_ih", "bias_hh", "layer_norm_ih",
+                                                "layer_norm_hh"};
             for (int w = 0; w < 2; w++) {
                 recur_param_view *v = &rnn->views[k++];
                 snprintf(v->name, sizeof v->name, "%s_l%d%s", weight[w], l, suffix);
@@ -224,7 +233,7 @@ static void build_views(recur_rnn *rnn)
                 v->numel = (size_t)(GH * cols[w]);
                 offset += v->numel;
             }
-            for (int w = 0; w < 2; w++) {
+            for (int w = 0; w < rnn->per_dir - 2; w++) {
                 recur_param_view *v = &rnn->views[k++];
                 snprintf(v->name, sizeof v->name, "%s_l%d%s", bias[w], l, suffix);
                 v->ndim = 1;
@@ -259,7 +268,9 @@ int recur_rnn_create(const recur_rnn_config *config, float *params, float *grads
     rnn->D = config->bidirectional ? 2 : 1;
     rnn->config.bidirectional = rnn->D == 2;
     rnn->size = recur_rnn_param_size(config);
-    rnn->tensor_count = 4 * config->num_layers * rnn->D;
+    rnn->config.layer_norm = config->layer_norm != 0;
+    rnn->per_dir = config->layer_norm ? 6 : 4;
+    rnn->tensor_count = rnn->per_dir * config->num_layers * rnn->D;
     rnn->views = recur__calloc((size_t)rnn->tensor_count, sizeof *rnn->views);
     rnn->layers = recur__calloc((size_t)config->num_layers, sizeof *rnn->layers);
     if (params) {
@@ -323,6 +334,10 @@ void recur_rnn_init(recur_rnn *rnn, recur_rng *rng)
     float k = 1.0f / sqrtf((float)rnn->config.hidden_size);
     for (size_t i = 0; i < rnn->size; i++)
         rnn->params[i] = (2.0f * recur_rng_uniform(rng) - 1.0f) * k;
+    for (int i = 0; i < rnn->tensor_count; i++)
+        if (strncmp(rnn->views[i].name, "layer_norm", 10) == 0)
+            for (size_t j = 0; j < rnn->views[i].numel; j++)
+                rnn->params[rnn->views[i].offset + j] = 1.0f;
 }
 
 int recur_rnn_tensor_count(const recur_rnn *rnn)
@@ -345,20 +360,87 @@ const recur_param_view *recur_rnn_tensor_find(const recur_rnn *rnn, const char *
     return NULL;
 }
 
-/* The four tensors of (layer, direction). */
+/* The tensors of (layer, direction); the layer_norm gains are NULL without it. */
 typedef struct direction_params {
-    const float *w_ih, *w_hh, *b_ih, *b_hh;
-    float *dw_ih, *dw_hh, *db_ih, *db_hh;
+    const float *w_ih, *w_hh, *b_ih, *b_hh, *ln_ih, *ln_hh;
+    float *dw_ih, *dw_hh, *db_ih, *db_hh, *dln_ih, *dln_hh;
 } direction_params;
 
 static direction_params params_of(const recur_rnn *rnn, int layer, int dir)
 {
-    const recur_param_view *v = &rnn->views[4 * (layer * rnn->D + dir)];
+    const recur_param_view *v = &rnn->views[rnn->per_dir * (layer * rnn->D + dir)];
+    const bool ln = rnn->per_dir == 6;
     return (direction_params){
-        rnn->params + v[0].offset, rnn->params + v[1].offset, rnn->params + v[2].offset,
-        rnn->params + v[3].offset, rnn->grads + v[0].offset,  rnn->grads + v[1].offset,
-        rnn->grads + v[2].offset,  rnn->grads + v[3].offset,
+        rnn->params + v[0].offset,
+        rnn->params + v[1].offset,
+        rnn->params + v[2].offset,
+        rnn->params + v[3].offset,
+        ln ? rnn->params + v[4].offset : NULL,
+        ln ? rnn->params + v[5].offset : NULL,
+        rnn->grads + v[0].offset,
+        rnn->grads + v[1].offset,
+        rnn->grads + v[2].offset,
+        rnn->grads + v[3].offset,
+        ln ? rnn->grads + v[4].offset : NULL,
+        ln ? rnn->grads + v[5].offset : NULL,
     };
+}
+
+/* ---- layer normalization ---------------------------------------------------
+ * One row of G gate blocks of H values: v <- gain * (v - mean) / sqrt(var + eps)
+ * per block, keeping the normalized values and 1/std when hat/rstd are given. */
+#define LN_EPS 1e-5f
+
+void recur__ln_forward(float *v, const float *gain, int G, int H, float *hat, float *rstd)
+{
+    for (int g = 0; g < G; g++) {
+        float *u = v + (size_t)g * H;
+        const float *gg = gain + (size_t)g * H;
+        float sum = 0.0f, sq = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < H; j++)
+            sum += u[j];
+        const float mean = sum / (float)H;
+#pragma omp simd reduction(+ : sq)
+        for (int j = 0; j < H; j++)
+            sq += (u[j] - mean) * (u[j] - mean);
+        const float r = 1.0f / sqrtf(sq / (float)H + LN_EPS);
+        if (rstd)
+            rstd[g] = r;
+        float *xh = hat ? hat + (size_t)g * H : NULL;
+#pragma omp simd
+        for (int j = 0; j < H; j++) {
+            float n = (u[j] - mean) * r;
+            if (xh)
+                xh[j] = n;
+            u[j] = gg[j] * n;
+        }
+    }
+}
+
+/* dv: in dL/d(gain * hat) for one row, out dL/dv; adds dL/dgain to dgain and
+ * dL/d(the bias after the normalization) to dbias. */
+static void ln_backward(float *dv, const float *hat, const float *rstd, const float *gain,
+                        float *dgain, float *dbias, int G, int H)
+{
+    for (int g = 0; g < G; g++) {
+        float *u = dv + (size_t)g * H;
+        const float *xh = hat + (size_t)g * H, *gg = gain + (size_t)g * H;
+        float *dg = dgain + (size_t)g * H, *db = dbias + (size_t)g * H;
+        float s1 = 0.0f, s2 = 0.0f;
+#pragma omp simd reduction(+ : s1, s2)
+        for (int j = 0; j < H; j++) {
+            float dn = u[j] * gg[j];
+            s1 += dn;
+            s2 += dn * xh[j];
+            dg[j] += u[j] * xh[j];
+            db[j] += u[j];
+        }
+        const float m1 = s1 / (float)H, m2 = s2 / (float)H, r = rstd[g];
+#pragma omp simd
+        for (int j = 0; j < H; j++)
+            u[j] = r * (u[j] * gg[j] - m1 - xh[j] * m2);
+    }
 }
 
 /* ---- workspace ------------------------------------------------------------
@@ -400,7 +482,8 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep
             lb->in = l == 0 ? x : y[(l - 1) % 2];
             lb->mask = NULL;
             for (int d = 0; d < rnn->D; d++)
-                lb->dir[d] = (direction_buffers){xg, act, hprev, cell, cell, aux, NULL};
+                lb->dir[d] = (direction_buffers){xg,   act,  hprev, cell, cell,
+                                                 aux,  NULL, NULL,  NULL, NULL, NULL};
         }
         rnn->hg = carve(cv, (size_t)B * GH);
         rnn->h_run = carve(cv, (size_t)B * H);
@@ -428,7 +511,12 @@ static void layout_workspace(recur_rnn *rnn, carver *cv, int T, int B, bool keep
             db->cprev = rnn->cell->has_c ? carve(cv, rows * H + (size_t)B * H) : NULL;
             db->c = NULL;
             db->aux = rnn->cell->has_aux ? carve(cv, rows * H) : NULL;
-            db->dgh = rnn->cell->split_dgh ? carve(cv, rows * GH) : NULL;
+            const bool ln = c->layer_norm;
+            db->dgh = rnn->cell->split_dgh || ln ? carve(cv, rows * GH) : NULL;
+            db->xhat = ln ? carve(cv, rows * GH) : NULL;
+            db->hhat = ln ? carve(cv, rows * GH) : NULL;
+            db->xrstd = ln ? carve(cv, rows * rnn->G) : NULL;
+            db->hrstd = ln ? carve(cv, rows * rnn->G) : NULL;
         }
     }
     /* A layer without dropout reads the previous layer's output directly. */
@@ -633,12 +721,16 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
     /* xg = in W_ih^T for every step at once: [T*B, in] x [in, G*H] */
     recur_gemm(false, true, T * B, GH, in_size, 1.0f, lb->in, in_size, p.w_ih, in_size, 0.0f,
                db->xg, GH);
+    const bool keep = rnn->keep;
+    if (p.ln_ih)
+        for (size_t r = 0; r < (size_t)T * B; r++)
+            recur__ln_forward(db->xg + r * GH, p.ln_ih, G, H, keep ? db->xhat + r * GH : NULL,
+                              keep ? db->xrstd + r * G : NULL);
     /* Where step t's state and activations live: every step its own slot
      * when training (backward reads them all); in inference one slot for
      * the activations and the cell state (updated in place: each unit reads
      * its own old value only) and two slots the hidden state alternates
      * between (all threads read h_{t-1} while writing h_t). */
-    const bool keep = rnn->keep;
     const int first = d ? T - 1 : 0;
     add_bias_free(db->hprev + (keep ? (size_t)first * BH : 0), h0, BH);
     if (has_c)
@@ -674,8 +766,20 @@ static void direction_forward(recur_rnn *rnn, int l, int d, int T, int B, const 
                                    p.w_hh + ((size_t)g * H + j0) * H, H, 0.0f,
                                    rnn->hg + g * H + j0, GH);
                 }
-                fwd_cells(&f, s, j0, j1);
             }
+            if (p.ln_hh) { /* normalizing needs whole rows: one thread, between barriers */
+                recur__barrier_wait(&barrier);
+                if (recur__thread_index() == 0) {
+                    const size_t row = (size_t)(d ? T - 1 - s : s) * B;
+                    for (int b = 0; b < B; b++)
+                        recur__ln_forward(rnn->hg + (size_t)b * GH, p.ln_hh, G, H,
+                                          keep ? db->hhat + (row + b) * GH : NULL,
+                                          keep ? db->hrstd + (row + b) * G : NULL);
+                }
+                recur__barrier_wait(&barrier);
+            }
+            if (nj > 0)
+                fwd_cells(&f, s, j0, j1);
             recur__barrier_wait(&barrier);
         }
     }
@@ -814,7 +918,7 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
                                float *dc0)
 {
     const recur_rnn_config *c = &rnn->config;
-    const int H = c->hidden_size, GH = rnn->G * H;
+    const int H = c->hidden_size, G = rnn->G, GH = G * H;
     const int in_size = layer_input_size(c, l);
     layer_buffers *lb = &rnn->layers[l];
     direction_buffers *db = &lb->dir[d];
@@ -842,6 +946,18 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
             if (nj > 0)
                 bwd_cells(&k, s, j0, j1);
             recur__barrier_wait(&barrier);
+            if (p.ln_hh) { /* dgh_t back through the normalization: whole rows */
+                if (recur__thread_index() == 0)
+                    for (int b = 0; b < B; b++) {
+                        const size_t row = (size_t)t * B + b;
+                        float *gh = dgh + row * GH;
+                        if (!rnn->cell->split_dgh) /* the cell wrote dgx only */
+                            memcpy(gh, dgx + row * GH, (size_t)GH * sizeof(float));
+                        ln_backward(gh, db->hhat + row * GH, db->hrstd + row * G, p.ln_hh,
+                                    p.dln_hh, p.db_hh, G, H);
+                    }
+                recur__barrier_wait(&barrier);
+            }
             /* dh_{t-1}[:, j0..j1) += dgh_t W_hh[:, j0..j1): [B, G*H] x [G*H, nj] */
             if (nj > 0)
                 recur_gemm(false, false, B, nj, GH, 1.0f, dgh + t * BGH, GH, p.w_hh + j0, H,
@@ -857,11 +973,15 @@ static void direction_backward(recur_rnn *rnn, int l, int d, int T, int B, const
         memcpy(dc0, rnn->c_run, BH * sizeof(float));
 
     const int rows = T * B;
+    if (p.ln_ih) /* dgx back through the normalization (the biases' gradients on the way) */
+        for (size_t r = 0; r < (size_t)rows; r++)
+            ln_backward(dgx + r * GH, db->xhat + r * GH, db->xrstd + r * G, p.ln_ih, p.dln_ih,
+                        p.db_ih, G, H);
     /* dW_ih += dgx^T in: [G*H, T*B] x [T*B, in];  dW_hh += dgh^T hprev */
     recur_gemm(true, false, GH, in_size, rows, 1.0f, dgx, GH, lb->in, in_size, 1.0f, p.dw_ih,
                in_size);
     recur_gemm(true, false, GH, H, rows, 1.0f, dgh, GH, db->hprev, H, 1.0f, p.dw_hh, H);
-    for (int r = 0; r < rows; r++) {
+    for (int r = 0; r < rows && !p.ln_ih; r++) {
         const float *gx = dgx + (size_t)r * GH, *gh = dgh + (size_t)r * GH;
         for (int j = 0; j < GH; j++) {
             p.db_ih[j] += gx[j];
@@ -962,6 +1082,14 @@ void recur__rnn_layer_weights(const recur_rnn *rnn, int layer, const float **w_i
     *w_hh = p.w_hh;
     *b_ih = p.b_ih;
     *b_hh = p.b_hh;
+}
+
+void recur__rnn_layer_norm(const recur_rnn *rnn, int layer, const float **ln_ih,
+                           const float **ln_hh)
+{
+    direction_params p = params_of(rnn, layer, 0);
+    *ln_ih = p.ln_ih;
+    *ln_hh = p.ln_hh;
 }
 
 void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *)

@@ -18,6 +18,13 @@ void recur__rnn_use_reference(recur_rnn *rnn, bool reference);
 const cell_ops *recur__rnn_cell_ops(const recur_rnn *rnn);
 void recur__rnn_layer_weights(const recur_rnn *rnn, int layer, const float **w_ih,
                               const float **w_hh, const float **b_ih, const float **b_hh);
+/* The layer normalization gains of a forward-direction layer (both NULL
+ * without layer_norm), and the normalization of one row of G gate blocks of
+ * H values (rnn.c): v <- gain * (v - mean) / sqrt(var + 1e-5) per block,
+ * keeping the normalized values and 1/std where hat and rstd are not NULL. */
+void recur__rnn_layer_norm(const recur_rnn *rnn, int layer, const float **ln_ih,
+                           const float **ln_hh);
+void recur__ln_forward(float *v, const float *gain, int G, int H, float *hat, float *rstd);
 void (*recur__rnn_step_forward(const recur_rnn *rnn))(const cell_forward_args *);
 void (*recur__rnn_step_backward(const recur_rnn *rnn))(const cell_backward_args *);
 

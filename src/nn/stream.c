@@ -322,6 +322,8 @@ int recur_rnn_stream_create_with(const recur_rnn *rnn, int B, recur_precision pr
      * keeping its share in its own L2, when the blocks of 16 divide evenly
      * and each thread gets at least 64 units. */
     s->threads = recur_get_threads();
+    if (recur_rnn_get_config(rnn)->layer_norm)
+        s->threads = 1; /* the normalization reads whole rows of the products */
     while (s->threads > 1 && (s->H % (16 * s->threads) != 0 || s->H / s->threads < 64))
         s->threads--;
     if (s->threads > 1 && recur__team_create(s->threads, &s->team) != RECUR_OK)
@@ -378,6 +380,7 @@ typedef struct layer_job {
     int l, in_size;
     const float *in;
     const float *b_ih, *b_hh;
+    const float *ln_ih, *ln_hh; /* layer normalization gains, or NULL */
     void (*cell)(const cell_forward_args *);
 } layer_job;
 
@@ -423,6 +426,11 @@ static void run_layer(void *ctx, int k)
             memmove(s->xg + (size_t)b * GH, s->xg + (size_t)b * GH16, GH * sizeof(float));
             memmove(s->hg + (size_t)b * GH, s->hg + (size_t)b * GH16, GH * sizeof(float));
         }
+    if (job->ln_ih) /* layer normalization (one thread: whole rows) */
+        for (int b = 0; b < B; b++) {
+            recur__ln_forward(s->xg + (size_t)b * GH, job->ln_ih, G, H, NULL, NULL);
+            recur__ln_forward(s->hg + (size_t)b * GH, job->ln_hh, G, H, NULL, NULL);
+        }
     float *h = s->h + l * BH, *cs = s->c + l * BH;
     cell_forward_args a = {
         .B = B, .H = H, .j0 = j0, .j1 = j1, .xg = s->xg, .hg = s->hg, .b_ih = job->b_ih,
@@ -444,6 +452,7 @@ int recur_rnn_stream_step(recur_rnn_stream *s, const float *x, float *y)
     for (int l = 0; l < s->L; l++) {
         const float *w_ih, *w_hh;
         recur__rnn_layer_weights(s->rnn, l, &w_ih, &w_hh, &job.b_ih, &job.b_hh);
+        recur__rnn_layer_norm(s->rnn, l, &job.ln_ih, &job.ln_hh);
         job.l = l;
         job.in_size = l == 0 ? I : H;
         const float *h = s->h + l * BH;
