@@ -141,10 +141,13 @@ static void check_gradient(problem *p, const char *what, float *v, const float *
         }
     }
     double rel = worst / (scale > 1e-6 ? scale : 1e-6);
-    CHECK_MSG(rel < 2e-3, "%s %s L%d D%d varlen=%d ln=%d dropout=%g: gradient error %.3g (rel %.3g > 2e-3) at "
+    /* ReLU under layer normalization: the kinks sit where the normalized values do, near 0,
+     * so the step must be small (2e-4) and float rounding shows more */
+    const double tol = p->cfg.layer_norm && p->cfg.cell == RECUR_CELL_RNN_RELU ? 5e-3 : 2e-3;
+    CHECK_MSG(rel < tol, "%s %s L%d D%d varlen=%d ln=%d dropout=%g: gradient error %.3g (rel %.3g > %g) at "
               "[%zu]: analytic %.6g numeric %.6g", recur_cell_name(p->cfg.cell), what,
               p->cfg.num_layers, p->cfg.bidirectional ? 2 : 1, p->lengths != NULL, p->cfg.layer_norm,
-              (double)p->cfg.dropout, worst, rel, worst_at, (double)analytic[worst_at], worst_num);
+              (double)p->cfg.dropout, worst, rel, tol, worst_at, (double)analytic[worst_at], worst_num);
     free(y), free(hn), free(cn);
 }
 

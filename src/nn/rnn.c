@@ -29,6 +29,7 @@
 #include "recur/rnn.h"
 #include "rnn_internal.h"
 #include "tensor/gemm.h"
+#include "tensor/vmath.h"
 
 /* From this batch size on, the forward's recurrent products read a
  * transposed copy of W_hh ([H, G*H], made once per layer and call): the
@@ -391,7 +392,8 @@ static direction_params params_of(const recur_rnn *rnn, int layer, int dir)
  * per block, keeping the normalized values and 1/std when hat/rstd are given. */
 #define LN_EPS 1e-5f
 
-void recur__ln_forward(float *v, const float *gain, int G, int H, float *hat, float *rstd)
+RECUR_VECTOR_CLONES void recur__ln_forward(float *v, const float *gain, int G, int H, float *hat,
+                                           float *rstd)
 {
     for (int g = 0; g < G; g++) {
         float *u = v + (size_t)g * H;
@@ -420,8 +422,9 @@ void recur__ln_forward(float *v, const float *gain, int G, int H, float *hat, fl
 
 /* dv: in dL/d(gain * hat) for one row, out dL/dv; adds dL/dgain to dgain and
  * dL/d(the bias after the normalization) to dbias. */
-static void ln_backward(float *dv, const float *hat, const float *rstd, const float *gain,
-                        float *dgain, float *dbias, int G, int H)
+RECUR_VECTOR_CLONES static void ln_backward(float *dv, const float *hat, const float *rstd,
+                                            const float *gain, float *dgain, float *dbias, int G,
+                                            int H)
 {
     for (int g = 0; g < G; g++) {
         float *u = dv + (size_t)g * H;
