@@ -259,8 +259,8 @@ RECUR_API int recur_seq2seq_evaluate_logits(recur_seq2seq *model, const recur_se
 
 /* ---- Checkpoints --------------------------------------------------------- */
 
-/* the newest format written: 5 with layer normalization, 4 with input feeding, 3 with the lexical shortcut, 2 for
- * tied embeddings, 1 otherwise */
+/* the newest format written: 5 with layer normalization, 4 with input feeding, 3 with the
+ * lexical shortcut, 2 for tied embeddings, 1 otherwise */
 #define RECUR_SEQ2SEQ_FORMAT 5
 
 /* The tensors (F32, names above) and the "recur_seq2seq" metadata (a JSON
