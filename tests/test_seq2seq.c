@@ -1249,6 +1249,17 @@ static recur_st *roundtrip(recur_st_writer *w)
     return st;
 }
 
+/* m saved to safetensors bytes and parsed back. */
+static recur_st *written(recur_seq2seq *m)
+{
+    recur_st_writer *w = NULL;
+    CHECK_OK(recur_st_writer_create(&w));
+    CHECK_OK(recur_seq2seq_write(m, w));
+    recur_st *st = roundtrip(w);
+    recur_st_writer_free(w);
+    return st;
+}
+
 /* The model's metadata with one field replaced (value is JSON text) or
  * dropped (value NULL); key NULL: unchanged. */
 static void meta_text(char *out, size_t size, const recur_seq2seq_config *c, const char *key,
@@ -1366,14 +1377,10 @@ static void test_checkpoint(void)
     recur_seq2seq *m = make_model(&c, 81);
     if (!m)
         return;
-    recur_st_writer *w = NULL;
-    CHECK_OK(recur_st_writer_create(&w));
-    CHECK_OK(recur_seq2seq_write(m, w));
-    recur_st *st = roundtrip(w);
+    recur_st *st = written(m);
     recur_seq2seq *back = NULL;
     CHECK_OK(recur_seq2seq_read(st, "model.safetensors", &back));
     recur_st_free(st);
-    recur_st_writer_free(w);
     if (back) {
         const recur_seq2seq_config *b = recur_seq2seq_get_config(back);
         CHECK(memcmp(b, recur_seq2seq_get_config(m), sizeof *b) == 0);
@@ -1411,10 +1418,7 @@ static void test_checkpoint(void)
                                                1, 14, 6, 8);
         cl.layer_norm = 1;
         recur_seq2seq *lm = make_model(&cl, 84), *lback = NULL;
-        recur_st_writer *lw = NULL;
-        CHECK_OK(recur_st_writer_create(&lw));
-        CHECK_OK(recur_seq2seq_write(lm, lw));
-        recur_st *lst = roundtrip(lw);
+        recur_st *lst = written(lm);
         const char *meta = lst ? recur_st_metadata(lst, "recur_seq2seq") : NULL;
         CHECK(meta && strstr(meta, "\"format\":5") && strstr(meta, "\"layer_norm\":true"));
         CHECK(lst && recur_st_find(lst, "decoder.layer_norm_hh_l0") != NULL);
@@ -1433,7 +1437,6 @@ static void test_checkpoint(void)
         recur_free(o1), recur_free(o2);
         recur_seq2seq_free(lback);
         recur_st_free(lst);
-        recur_st_writer_free(lw);
         /* described without layer_norm, its gains are tensors too many */
         char lmeta[1024];
         cl.layer_norm = 0;
@@ -1447,10 +1450,7 @@ static void test_checkpoint(void)
                                                1, 14, 6, 6);
         ct.tie_embeddings = 1;
         recur_seq2seq *tm = make_model(&ct, 83), *tback = NULL;
-        recur_st_writer *tw = NULL;
-        CHECK_OK(recur_st_writer_create(&tw));
-        CHECK_OK(recur_seq2seq_write(tm, tw));
-        recur_st *tst = roundtrip(tw);
+        recur_st *tst = written(tm);
         CHECK(tst && recur_st_find(tst, "head.weight") == NULL);
         CHECK_OK(recur_seq2seq_read(tst, "tied.safetensors", &tback));
         CHECK(tback && recur_seq2seq_get_config(tback)->tie_embeddings == 1);
@@ -1458,7 +1458,6 @@ static void test_checkpoint(void)
                               recur_seq2seq_size(tm) * sizeof(float)) == 0);
         recur_seq2seq_free(tback);
         recur_st_free(tst);
-        recur_st_writer_free(tw);
         /* described as untied, the tied tensors lack head.weight */
         char tmeta[1024];
         ct.tie_embeddings = 0;
@@ -1488,10 +1487,7 @@ static void test_checkpoint(void)
         cl.lexical = 1;
         cl.tie_embeddings = 1;
         recur_seq2seq *lm = make_model(&cl, 85), *lback = NULL;
-        recur_st_writer *lw = NULL;
-        CHECK_OK(recur_st_writer_create(&lw));
-        CHECK_OK(recur_seq2seq_write(lm, lw));
-        recur_st *lst = roundtrip(lw);
+        recur_st *lst = written(lm);
         const char *text = lst ? recur_st_metadata(lst, "recur_seq2seq") : NULL;
         CHECK(text && strstr(text, "\"format\":3") && strstr(text, "\"lexical\":true"));
         CHECK_OK(recur_seq2seq_read(lst, "lexical.safetensors", &lback));
@@ -1501,7 +1497,6 @@ static void test_checkpoint(void)
                               recur_seq2seq_size(lm) * sizeof(float)) == 0);
         recur_seq2seq_free(lback);
         recur_st_free(lst);
-        recur_st_writer_free(lw);
         char lmeta[1024];
         meta_text(lmeta, sizeof lmeta, &cl, NULL, NULL);
         recur_seq2seq *lok = NULL;
@@ -1528,10 +1523,7 @@ static void test_checkpoint(void)
                                                1, 14, 6, 5);
         cf.input_feeding = 1;
         recur_seq2seq *fm = make_model(&cf, 86), *fback = NULL;
-        recur_st_writer *fw = NULL;
-        CHECK_OK(recur_st_writer_create(&fw));
-        CHECK_OK(recur_seq2seq_write(fm, fw));
-        recur_st *fst = roundtrip(fw);
+        recur_st *fst = written(fm);
         const char *text = fst ? recur_st_metadata(fst, "recur_seq2seq") : NULL;
         CHECK(text && strstr(text, "\"format\":4") && strstr(text, "\"input_feeding\":true"));
         const recur_param_view *wih = recur_seq2seq_tensor_find(fm, "decoder.weight_ih_l0");
@@ -1543,7 +1535,6 @@ static void test_checkpoint(void)
                               recur_seq2seq_size(fm) * sizeof(float)) == 0);
         recur_seq2seq_free(fback);
         recur_st_free(fst);
-        recur_st_writer_free(fw);
         char fmeta[1024];
         meta_text(fmeta, sizeof fmeta, &cf, "input_feeding", "false");
         recur_seq2seq *bad_read = NULL;
