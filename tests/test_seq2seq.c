@@ -1792,6 +1792,92 @@ static void test_errors(void)
 
 /* ---- out of memory ------------------------------------------------------------------- */
 
+/* recur_seq2seq_average: the element-wise mean, into may be a member, the
+ * dropouts may differ, and each architecture difference is refused naming
+ * it, leaving into as it was. */
+static void test_average(void)
+{
+    recur_seq2seq_config c = small_config(RECUR_CELL_GRU, RECUR_ATTENTION_ADDITIVE, 1, 1, 1, 9, 6,
+                                          5);
+    c.layer_norm = 1;
+    recur_seq2seq *m[3] = {make_model(&c, 11), make_model(&c, 12), NULL};
+    c.dropout = 0.5f; /* training only: not part of the architecture */
+    m[2] = make_model(&c, 13);
+    recur_seq2seq *into = make_model(&c, 14);
+    if (!m[0] || !m[1] || !m[2] || !into)
+        return;
+    const size_t n = recur_seq2seq_size(into);
+    CHECK_OK(recur_seq2seq_average(into, m, 3));
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double want = ((double)recur_seq2seq_params(m[0])[i] + recur_seq2seq_params(m[1])[i] +
+                             recur_seq2seq_params(m[2])[i]) / 3;
+        worst = fmax(worst, fabs(recur_seq2seq_params(into)[i] - want));
+    }
+    CHECK_MSG(worst < 1e-6, "average: worst error %g", worst);
+    /* into among the models: the mean of the values before the call */
+    float *before = malloc(n * sizeof *before);
+    memcpy(before, recur_seq2seq_params(m[1]), n * sizeof *before);
+    recur_seq2seq *pair[2] = {m[0], m[1]};
+    CHECK_OK(recur_seq2seq_average(m[1], pair, 2));
+    worst = 0;
+    for (size_t i = 0; i < n; i++)
+        worst = fmax(worst, fabs(recur_seq2seq_params(m[1])[i] -
+                                 ((double)recur_seq2seq_params(m[0])[i] + before[i]) / 2));
+    CHECK_MSG(worst < 1e-6, "average into a member: worst error %g", worst);
+    CHECK(recur_seq2seq_architecture_difference(m[0], m[2]) == NULL); /* dropout differs */
+    /* one model: itself, exactly */
+    CHECK_OK(recur_seq2seq_average(into, m, 1));
+    CHECK(memcmp(recur_seq2seq_params(into), recur_seq2seq_params(m[0]), n * sizeof(float)) == 0);
+    /* each architecture difference, named; into untouched */
+    static const struct {
+        const char *name;
+        int field;
+    } diffs[] = {{"hidden size", 0}, {"layer normalization", 1}, {"attention", 2},
+                 {"target vocabulary size", 3}, {"tied embeddings", 4}, {"encoder layers", 5}};
+    for (size_t d = 0; d < sizeof diffs / sizeof diffs[0]; d++) {
+        recur_seq2seq_config b = c, o = c;
+        switch (diffs[d].field) {
+        case 0: o.hidden_size = 6; break;
+        case 1: o.layer_norm = 0; break;
+        case 2: o.attention = RECUR_ATTENTION_GENERAL; break;
+        case 3: o.tgt_vocab_size = 10; break;
+        case 4: /* tying needs E == H: both 6, only one tied */
+            b.hidden_size = o.hidden_size = c.embedding_size;
+            o.tie_embeddings = 1;
+            break;
+        default: o.encoder_layers = 2; break;
+        }
+        recur_seq2seq *base = diffs[d].field == 4 ? make_model(&b, 30) : into;
+        recur_seq2seq *other = make_model(&o, 20 + d);
+        if (!other || !base)
+            return;
+        const size_t nb = recur_seq2seq_size(base);
+        float *kept = malloc(nb * sizeof *kept);
+        memcpy(kept, recur_seq2seq_params(base), nb * sizeof *kept);
+        recur_seq2seq *two[2] = {base, other};
+        const char *what = recur_seq2seq_architecture_difference(base, other);
+        CHECK_MSG(what && strcmp(what, diffs[d].name) == 0, "difference '%s', not '%s'",
+                  what ? what : "(none)", diffs[d].name);
+        CHECK_STATUS(recur_seq2seq_average(base, two, 2), RECUR_E_SHAPE);
+        CHECK_ERROR_MENTIONS(diffs[d].name);
+        CHECK_MSG(memcmp(recur_seq2seq_params(base), kept, nb * sizeof *kept) == 0,
+                  "%s: the refused average changed into", diffs[d].name);
+        free(kept);
+        if (base != into)
+            recur_seq2seq_free(base);
+        recur_seq2seq_free(other);
+    }
+    CHECK_STATUS(recur_seq2seq_average(into, m, 0), RECUR_E_INVALID);
+    CHECK_STATUS(recur_seq2seq_average(NULL, m, 3), RECUR_E_INVALID);
+    recur_seq2seq *with_null[2] = {m[0], NULL};
+    CHECK_STATUS(recur_seq2seq_average(into, with_null, 2), RECUR_E_INVALID);
+    free(before);
+    for (int k = 0; k < 3; k++)
+        recur_seq2seq_free(m[k]);
+    recur_seq2seq_free(into);
+}
+
 static int alloc_budget = -1; /* allocations left before failing; -1: no limit */
 
 static void *counting_malloc(size_t size, void *user)
@@ -1900,6 +1986,7 @@ int main(void)
     test_attention_and_determinism();
     test_copy_task();
     test_checkpoint();
+    test_average();
     test_errors();
     test_out_of_memory();
     CHECK_DONE();

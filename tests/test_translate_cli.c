@@ -12,7 +12,8 @@
  * (--json fields, --output lines); --memory (neural fuzzy repair: the
  * memory in the checkpoint, extended sources, resume, --init, ensembles); and bad
  * input named by line or column (exit 1): an empty line, invalid UTF-8,
- * an unknown column, a missing model. */
+ * an unknown column, a missing model; --keep-every and `translate
+ * average` (checkpoint averaging). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -831,6 +832,117 @@ static void test_memory(void)
     stdin_path = "/dev/null";
 }
 
+static recur_seq2seq *load_net(const char *path)
+{
+    recur_st *st = NULL;
+    recur_seq2seq *net = NULL;
+    CHECK_OK(recur_st_open(path, &st));
+    if (st)
+        CHECK_OK(recur_seq2seq_read(st, path, &net));
+    recur_st_free(st);
+    return net;
+}
+
+/* --keep-every keeps step-NNNNNNNN.safetensors (also after --resume), and
+ * `translate average` writes their mean, which translates; the refusals. */
+static void test_average(void)
+{
+    char data[600], dir[600], kept[4][700], spec[2200], avg[600];
+    snprintf(data, sizeof data, "%s", path_of("pairs.tsv"));
+    snprintf(dir, sizeof dir, "%s", path_of("keep"));
+    snprintf(avg, sizeof avg, "%s", path_of("avg.safetensors"));
+    CHECK_EXIT(run("keep", "translate", "train", "--data", data, "--vocab", "300", "--embed", "8",
+                   "--hidden", "8", "--batch", "16", "--val-every", "0", "--save-every", "30",
+                   "--keep-every", "20", "--log-every", "10", "--steps", "60", "--out", dir, NULL),
+               0);
+    CHECK_EXIT(run("keep_resume", "translate", "train", "--out", dir, "--resume", "--steps", "80",
+                   NULL),
+               0);
+    for (int k = 0; k < 4; k++) {
+        snprintf(kept[k], sizeof kept[k], "%s/step-%08d.safetensors", dir, 20 * (k + 1));
+        CHECK_MSG(access(kept[k], R_OK) == 0, "%s was not kept", kept[k]);
+    }
+    char other[700];
+    snprintf(other, sizeof other, "%s/step-00000030.safetensors", dir);
+    CHECK(access(other, F_OK) != 0);
+    /* the kept checkpoint of the last step holds the final weights */
+    recur_seq2seq *last = load_net(kept[3]);
+    recur_seq2seq *latest = load_net(path_of("keep/latest.safetensors"));
+    CHECK(last && latest && recur_seq2seq_size(last) == recur_seq2seq_size(latest) &&
+          memcmp(recur_seq2seq_params(last), recur_seq2seq_params(latest),
+                 recur_seq2seq_size(last) * sizeof(float)) == 0);
+    recur_seq2seq_free(latest);
+
+    snprintf(spec, sizeof spec, "%s,%s,%s", kept[1], kept[2], kept[3]);
+    CHECK_EXIT(run("average", "translate", "average", "--model", spec, "--out", avg, NULL), 0);
+    CHECK_STDOUT_MENTIONS("the mean of 3 checkpoints");
+    recur_seq2seq *a = load_net(avg), *b = load_net(kept[1]), *c = load_net(kept[2]);
+    if (a && b && c && last) {
+        double worst = 0;
+        for (size_t i = 0; i < recur_seq2seq_size(a); i++) {
+            const double want = ((double)recur_seq2seq_params(b)[i] + recur_seq2seq_params(c)[i] +
+                                 recur_seq2seq_params(last)[i]) / 3;
+            worst = fmax(worst, fabs(recur_seq2seq_params(a)[i] - want));
+        }
+        CHECK_MSG(worst < 1e-6, "averaged weights: worst error %g", worst);
+        CHECK(memcmp(recur_seq2seq_params(a), recur_seq2seq_params(last),
+                     recur_seq2seq_size(a) * sizeof(float)) != 0);
+    }
+    recur_seq2seq_free(a);
+    recur_seq2seq_free(b);
+    recur_seq2seq_free(c);
+    recur_seq2seq_free(last);
+    /* a model like any other: it evaluates and translates */
+    CHECK_EXIT(run("average_eval", "translate", "eval", "--model", avg, "--data", data, "--limit",
+                   "20", "--json", NULL),
+               0);
+    CHECK_STDOUT_MENTIONS("\"bleu\"");
+    /* an existing --out is kept unless --overwrite */
+    size_t before_len = 0, after_len = 0;
+    char *before = read_file(avg, &before_len);
+    CHECK_EXIT(run("average_exists", "translate", "average", "--model", kept[0], "--out", avg,
+                   NULL),
+               1);
+    CHECK_STDERR_MENTIONS("already exists");
+    char *after = read_file(avg, &after_len);
+    CHECK(before && after && before_len == after_len && memcmp(before, after, before_len) == 0);
+    free(before);
+    free(after);
+    CHECK_EXIT(run("average_one", "translate", "average", "--model", kept[0], "--out", avg,
+                   "--overwrite", NULL),
+               0);
+    a = load_net(avg);
+    b = load_net(kept[0]);
+    CHECK(a && b && memcmp(recur_seq2seq_params(a), recur_seq2seq_params(b),
+                           recur_seq2seq_size(a) * sizeof(float)) == 0);
+    recur_seq2seq_free(a);
+    recur_seq2seq_free(b);
+    /* another architecture (same BPE): refused, naming the difference; nothing written */
+    CHECK_EXIT(run("keep_wide", "translate", "train", "--data", data, "--vocab", "300", "--embed",
+                   "8", "--hidden", "12", "--batch", "16", "--val-every", "0", "--keep-every",
+                   "10", "--steps", "10", "--out", path_of("keep_wide"), NULL),
+               0);
+    snprintf(spec, sizeof spec, "%s,%s", kept[0], path_of("keep_wide/step-00000010.safetensors"));
+    CHECK_EXIT(run("average_arch", "translate", "average", "--model", spec, "--out",
+                   path_of("avg2.safetensors"), NULL),
+               1);
+    CHECK_STDERR_MENTIONS("hidden size");
+    CHECK_STDERR_MENTIONS("keep_wide/step-00000010.safetensors differs from");
+    CHECK(access(path_of("avg2.safetensors"), F_OK) != 0);
+    snprintf(spec, sizeof spec, "%s,%s", kept[0], path_of("keep/none.safetensors"));
+    CHECK_EXIT(run("average_missing", "translate", "average", "--model", spec, "--out",
+                   path_of("avg2.safetensors"), NULL),
+               1);
+    CHECK_STDERR_MENTIONS("none.safetensors");
+    CHECK(access(path_of("avg2.safetensors"), F_OK) != 0);
+    CHECK_EXIT(run("average_no_out", "translate", "average", "--model", kept[0], NULL), 2);
+    CHECK_STDERR_MENTIONS("--out");
+    CHECK_EXIT(run("help_average", "translate", "average", "--help", NULL), 0);
+    CHECK_STDOUT_MENTIONS("--overwrite");
+    CHECK_EXIT(run("help_keep", "translate", "train", "--help", NULL), 0);
+    CHECK_STDOUT_MENTIONS("--keep-every");
+}
+
 static void test_bad_data(void)
 {
     char data[600];
@@ -864,6 +976,7 @@ int main(int argc, char **argv)
     test_train_resume_translate();
     test_init();
     test_memory();
+    test_average();
     test_bad_data();
     cli_end("translate_cli");
     CHECK_DONE();

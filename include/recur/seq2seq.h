@@ -110,6 +110,22 @@ RECUR_API float *recur_seq2seq_params(recur_seq2seq *model);
 RECUR_API float *recur_seq2seq_grads(recur_seq2seq *model);
 RECUR_API size_t recur_seq2seq_size(const recur_seq2seq *model);
 RECUR_API void recur_seq2seq_zero_grad(recur_seq2seq *model);
+/* Checkpoint averaging (Vaswani et al. 2017; Junczys-Dowmunt et al. 2016):
+ * sets into's parameters to the element-wise mean of the count models'
+ * (summed in double). Meant for checkpoints of one run, e.g. its last few;
+ * into may be one of them. All must have into's architecture: cell,
+ * vocabulary sizes, embedding and hidden sizes, layers, directions,
+ * attention and the options that add tensors (tied embeddings, lexical
+ * shortcut, input feeding, layer normalization); dropout rates may differ,
+ * into keeps its own. RECUR_E_SHAPE naming the first difference, and
+ * into unchanged, when one differs; RECUR_E_INVALID for count < 1 or a
+ * NULL model. */
+RECUR_API int recur_seq2seq_average(recur_seq2seq *into, recur_seq2seq *const *models, int count);
+/* NULL when a and b share the architecture above (so their parameters
+ * align one to one), else the first field that differs, e.g. "hidden
+ * size" (static text). */
+RECUR_API const char *recur_seq2seq_architecture_difference(const recur_seq2seq *a,
+                                                            const recur_seq2seq *b);
 /* PyTorch's defaults: embeddings ~ N(0, 1) (a tied tgt_embedding: U(-1/sqrt(H),
  * 1/sqrt(H)), as the head it also is); stacks U(-1/sqrt(H), 1/sqrt(H));
  * every other matrix and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */

@@ -211,6 +211,9 @@ int trainer_add_options(cli_option *table, int capacity, trainer_options *o)
          "end)", 0, 9e18, NULL, NULL, SAVED, 0},
         {"save-every", CLI_INT64, &o->save_every, "N", "save latest.safetensors every N steps "
          "(0: only at the end)", 0, 9e18, NULL, NULL, SAVED, 0},
+        {"keep-every", CLI_INT64, &o->keep_every, "N", "also keep the checkpoint of every N-th "
+         "step as step-NNNNNNNN.safetensors in --out, e.g. for checkpoint averaging (0: off)",
+         0, 9e18, NULL, NULL, SAVED, 0},
         {"log-every", CLI_INT64, &o->log_every, "N", "progress line and metrics row every N "
          "steps", 1, 9e18, NULL, NULL, SAVED, 0},
         {"metrics", CLI_STRING, &o->metrics, "FILE", "CSV metrics file", 0, 0, NULL,
@@ -887,6 +890,20 @@ static int save_latest(trainer *t)
     return CLI_OK;
 }
 
+/* --keep-every: the checkpoint of this step under its own name. */
+static int keep_checkpoint(trainer *t)
+{
+    char path[sizeof t->latest_path + 32];
+    snprintf(path, sizeof path, "%s/step-%08" PRId64 ".safetensors", t->out_dir, t->step);
+    int status = save_checkpoint(t, path);
+    if (status == CLI_FAILURE || (status && !dist_is_main()))
+        return CLI_FAILURE;
+    if (status)
+        return cli_fail(t->cmd, "Check the free space and permissions of the --out folder.",
+                        "cannot keep the checkpoint %s: %s", path, recur_last_error());
+    return CLI_OK;
+}
+
 static int stop_on_nan(trainer *t, const char *what, double loss)
 {
     if (!dist_is_main())
@@ -1007,6 +1024,8 @@ static int train_loop(trainer *t)
                 return CLI_FAILURE;
         }
         if (o->save_every > 0 && t->step % o->save_every == 0 && save_latest(t))
+            return CLI_FAILURE;
+        if (o->keep_every > 0 && t->step % o->keep_every == 0 && keep_checkpoint(t))
             return CLI_FAILURE;
         const int log_now = t->step % o->log_every == 0 || s.validated;
         if (log_now) {

@@ -127,6 +127,7 @@ typedef struct trainer_options {
     const char *out, *metrics;
     int resume, overwrite;
     int64_t val_every, save_every, log_every;
+    int64_t keep_every;  /* also keep step-NNNNNNNN.safetensors every N steps (0: off) */
     /* --help text of --out's default, e.g. "runs/<data file name>" */
     const char *out_default_text;
 } trainer_options;

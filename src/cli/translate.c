@@ -22,7 +22,8 @@ static void print_help(FILE *f)
                "--help-run').\n\n"
                "Commands:\n"
                "  train   learn a BPE and train a model on the training part of a pair file\n"
-               "  eval    BLEU, chrF and loss on a part of a pair file (default: its test part)\n\n"
+               "  eval    BLEU, chrF and loss on a part of a pair file (default: its test part)\n"
+               "  average the mean of several checkpoints of one run (checkpoint averaging)\n\n"
                "Run 'recur translate COMMAND --help' for a command's options.\n\n");
 }
 
@@ -46,9 +47,11 @@ int cmd_translate(int argc, char **argv)
         return cmd_translate_train(argc - 1, argv + 1);
     if (strcmp(sub, "eval") == 0)
         return cmd_translate_eval(argc - 1, argv + 1);
+    if (strcmp(sub, "average") == 0)
+        return cmd_translate_average(argc - 1, argv + 1);
     if (sub[0] == '-')
         return cmd_translate_run(argc, argv);
-    fprintf(stderr, "recur translate: unknown command '%s' (commands: train, eval; or options "
+    fprintf(stderr, "recur translate: unknown command '%s' (commands: train, eval, average; or options "
                     "to translate stdin)\nTry 'recur translate --help'.\n", sub);
     return CLI_USAGE;
 }
@@ -338,16 +341,16 @@ static int same_bpe(const recur_bpe *a, const recur_bpe *b)
     return same;
 }
 
-int translate_models_load(const char *cmd, const char *spec, tr_model **models, int *count)
+int translate_models_load(const char *cmd, const char *spec, int max, tr_model **models,
+                          int *count)
 {
     *models = NULL;
     *count = 0;
     int n = 1;
     for (const char *p = spec; *p; p++)
         n += *p == ',';
-    if (n > RECUR_SEQ2SEQ_MAX_ENSEMBLE)
-        return cli_usage(cmd, "--model: %d models; an ensemble has at most %d", n,
-                         RECUR_SEQ2SEQ_MAX_ENSEMBLE);
+    if (n > max)
+        return cli_usage(cmd, "--model: %d models; at most %d", n, max);
     char *list = strdup(spec);
     tr_model *m = calloc((size_t)n, sizeof *m);
     if (!list || !m) {
@@ -364,19 +367,19 @@ int translate_models_load(const char *cmd, const char *spec, tr_model **models, 
             rc = cli_usage(cmd, "--model: an empty path in '%s'", spec);
         else if ((rc = translate_model_load(cmd, path, &m[k])) == CLI_OK && k > 0 &&
                  !same_bpe(m[0].bpe, m[k].bpe)) {
-            rc = cli_fail(cmd, "The models of an ensemble must share one BPE: train them on the "
-                          "same data with the same --vocab.",
+            rc = cli_fail(cmd, "The models must share one BPE: train them on the same data with "
+                          "the same --vocab.",
                           "%s: its subword vocabulary differs from that of %s", path, list);
             translate_model_free(&m[k]);
         } else if (rc == CLI_OK && k > 0 && !same_memory(&m[0], &m[k])) {
-            rc = cli_fail(cmd, "The models of an ensemble must extend their sources alike: "
-                          "train them with the same --memory settings on the same data.",
+            rc = cli_fail(cmd, "The models must extend their sources alike: train them with the "
+                          "same --memory settings on the same data.",
                           "%s: its translation memory (--memory) differs from that of the "
                           "first model", path);
             translate_model_free(&m[k]);
         } else if (rc == CLI_OK && k > 0 && (strcmp(m[0].source, m[k].source) != 0 ||
                                              strcmp(m[0].target, m[k].target) != 0)) {
-            rc = cli_fail(cmd, "The models of an ensemble must translate the same columns.",
+            rc = cli_fail(cmd, "The models must translate the same columns.",
                           "%s translates %s -> %s, the first model %s -> %s", path,
                           m[k].source, m[k].target, m[0].source, m[0].target);
             translate_model_free(&m[k]);

@@ -12,6 +12,7 @@
 int cmd_translate(int argc, char **argv);
 int cmd_translate_train(int argc, char **argv);
 int cmd_translate_eval(int argc, char **argv);
+int cmd_translate_average(int argc, char **argv);
 int cmd_translate_run(int argc, char **argv);
 
 /* The fixed split of a pair file: FNV-1a (64-bit) of the source sentence's
@@ -66,12 +67,14 @@ int translate_model_read(const recur_st *st, const char *name, tr_model *m);
 int translate_model_load(const char *cmd, const char *path, tr_model *m);
 void translate_model_free(tr_model *m);
 
-/* An ensemble: `spec` is one path or several joined by commas (at most
- * RECUR_SEQ2SEQ_MAX_ENSEMBLE); all must hold the same BPE and the same
- * memory (or none). *models: a new
+/* An ensemble (or the checkpoints to average): `spec` is one path or
+ * several joined by commas (at most max, e.g. RECUR_SEQ2SEQ_MAX_ENSEMBLE);
+ * all must hold the same BPE, the same memory (or none) and the same
+ * columns. *models: a new
  * array of *count loaded models. CLI_FAILURE or CLI_USAGE (printed),
  * naming the file, on error. */
-int translate_models_load(const char *cmd, const char *spec, tr_model **models, int *count);
+int translate_models_load(const char *cmd, const char *spec, int max, tr_model **models,
+                          int *count);
 void translate_models_free(tr_model *models, int count);
 
 /* The text the model reads for the source sentence `text`: with a memory,

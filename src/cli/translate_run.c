@@ -162,7 +162,8 @@ int cmd_translate_run(int argc, char **argv)
     recur_set_threads(d.threads);
     tr_model *m = NULL;
     int members = 0;
-    if ((rc = translate_models_load(cmd, model_path, &m, &members)))
+    if ((rc = translate_models_load(cmd, model_path, RECUR_SEQ2SEQ_MAX_ENSEMBLE, &m,
+                                        &members)))
         return rc;
     FILE *attention = NULL;
     if (attention_path && !(attention = fopen(attention_path, "w"))) {
@@ -269,7 +270,8 @@ int cmd_translate_eval(int argc, char **argv)
     recur_set_threads(d.threads);
     tr_model *m = NULL;
     int members = 0;
-    if ((rc = translate_models_load(cmd, model_path, &m, &members)))
+    if ((rc = translate_models_load(cmd, model_path, RECUR_SEQ2SEQ_MAX_ENSEMBLE, &m,
+                                        &members)))
         return rc;
     tr_pairs pairs;
     if ((rc = translate_read_pairs(cmd, data, m[0].source, m[0].target, split, &pairs))) {

@@ -471,6 +471,62 @@ float *recur_seq2seq_grads(recur_seq2seq *m) { return m ? m->grads : NULL; }
 size_t recur_seq2seq_size(const recur_seq2seq *m) { return m ? m->size : 0; }
 int recur_seq2seq_tensor_count(const recur_seq2seq *m) { return m ? m->tensor_count : 0; }
 
+static const char *architecture_difference(const recur_seq2seq_config *a,
+                                           const recur_seq2seq_config *b)
+{
+    return a->cell != b->cell                       ? "cell"
+           : a->src_vocab_size != b->src_vocab_size ? "source vocabulary size"
+           : a->tgt_vocab_size != b->tgt_vocab_size ? "target vocabulary size"
+           : a->embedding_size != b->embedding_size ? "embedding size"
+           : a->hidden_size != b->hidden_size       ? "hidden size"
+           : a->encoder_layers != b->encoder_layers ? "encoder layers"
+           : a->decoder_layers != b->decoder_layers ? "decoder layers"
+           : !a->bidirectional != !b->bidirectional ? "bidirectional encoder"
+           : a->attention != b->attention           ? "attention"
+           : !a->tie_embeddings != !b->tie_embeddings ? "tied embeddings"
+           : !a->lexical != !b->lexical             ? "lexical shortcut"
+           : !a->input_feeding != !b->input_feeding ? "input feeding"
+           : !a->layer_norm != !b->layer_norm       ? "layer normalization"
+                                                    : NULL;
+}
+
+const char *recur_seq2seq_architecture_difference(const recur_seq2seq *a,
+                                                 const recur_seq2seq *b)
+{
+    if (!a || !b)
+        return a == b ? NULL : "existence";
+    const char *what = architecture_difference(&a->config, &b->config);
+    return what ? what : a->size != b->size ? "parameter count" : NULL;
+}
+
+int recur_seq2seq_average(recur_seq2seq *into, recur_seq2seq *const *models, int count)
+{
+    if (!into || !models || count < 1)
+        return recur_set_error(RECUR_E_INVALID, "recur_seq2seq_average: %s",
+                               count < 1 ? "no models to average" : "NULL argument");
+    for (int k = 0; k < count; k++) {
+        if (!models[k])
+            return recur_set_error(RECUR_E_INVALID, "recur_seq2seq_average: model %d is NULL", k);
+        const char *what = recur_seq2seq_architecture_difference(into, models[k]);
+        if (what)
+            return recur_set_error(RECUR_E_SHAPE, "recur_seq2seq_average: model %d differs in "
+                                   "its %s", k, what);
+    }
+    const size_t n = into->size;
+    double *sum = calloc(n ? n : 1, sizeof *sum);
+    if (!sum)
+        return recur_set_error(RECUR_E_NOMEM, "recur_seq2seq_average: out of memory");
+    for (int k = 0; k < count; k++) {
+        const float *p = models[k]->params;
+        for (size_t i = 0; i < n; i++)
+            sum[i] += p[i];
+    }
+    for (size_t i = 0; i < n; i++)
+        into->params[i] = (float)(sum[i] / count);
+    free(sum);
+    return RECUR_OK;
+}
+
 void recur_seq2seq_zero_grad(recur_seq2seq *m)
 {
     if (m)
