@@ -51,8 +51,8 @@ int cmd_translate(int argc, char **argv)
         return cmd_translate_average(argc - 1, argv + 1);
     if (sub[0] == '-')
         return cmd_translate_run(argc, argv);
-    fprintf(stderr, "recur translate: unknown command '%s' (commands: train, eval, average; or options "
-                    "to translate stdin)\nTry 'recur translate --help'.\n", sub);
+    fprintf(stderr, "recur translate: unknown command '%s' (commands: train, eval, average; "
+                    "or options to translate stdin)\nTry 'recur translate --help'.\n", sub);
     return CLI_USAGE;
 }
 

@@ -88,6 +88,7 @@ int cmd_translate_average(int argc, char **argv)
     if (status)
         return cli_fail(cmd, "Check the folder's free space and permissions.",
                         "cannot write %s: %s", out, recur_last_error());
-    printf("wrote %s: the mean of %d checkpoint%s (%zu weights)\n", out, count, count == 1 ? "" : "s", n);
+    printf("wrote %s: the mean of %d checkpoint%s (%zu weights)\n", out, count,
+           count == 1 ? "" : "s", n);
     return CLI_OK;
 }
